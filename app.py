@@ -26,14 +26,17 @@ from handlers.api import install_api  # noqa: E402
 from handlers.api.auth import AuthConfig, Authenticator, check_bind_address  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
-from handlers.metrics import VOICE_SESSIONS, CountingAuditSink, register_provider_chains  # noqa: E402
+from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, observe_queue_wait,  # noqa: E402
+                              register_local_queues, register_provider_chains)
 from handlers.request_id import configure_logging  # noqa: E402
 from handlers.voice_stream import build_voice_stream  # noqa: E402
 from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
+from handlers.voice_slots import VoiceSlots, guard_webrtc_offers  # noqa: E402
 from handlers.websocket_guard import build_guard_routes  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import build_chains  # noqa: E402
+from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT  # noqa: E402
 from providers.offline.loader import load_offline_models  # noqa: E402
 from space.ui import build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
@@ -49,7 +52,13 @@ log = logging.getLogger("cozyengine")
 def build_app(settings: Settings) -> FastAPI:
     personas = PersonaCatalog(settings.personas_dir, settings.default_persona)
     models = load_offline_models(settings, progress=lambda line: log.info("loading %s", line))
-    llm, stt, tts = build_chains(os.environ, models.llm, models.stt, models.tts,
+    m = settings.models
+    queues = {modality: FairQueue(f"{modality}:{model.name}", m.local_queue_max, m.local_queue_per_user,
+                                  m.local_queue_max_wait_s, on_wait=observe_queue_wait)
+              for modality, model in (("llm", models.llm), ("stt", models.stt))}
+    register_local_queues(queues)
+    llm, stt, tts = build_chains(os.environ, QueuedChatModel(models.llm, queues["llm"]),
+                                 QueuedSTT(models.stt, queues["stt"]), models.tts,
                                  cache_dir=settings.data_dir / "cache" / "tts")
     services = build_chat_services(settings, personas, llm)
     audit = DuckDbAuditSink(services.db)
@@ -63,7 +72,9 @@ def build_app(settings: Settings) -> FastAPI:
     stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
-    VOICE_SESSIONS.set_function(lambda: len(stream.connections))
+    slots = VoiceSlots(settings.voice.concurrency_limit)
+    guard_webrtc_offers(stream, slots)
+    VOICE_SESSIONS.set_function(slots.open_count)
     model_names = {"vad": models.vad.name, "stt": " → ".join(getattr(stt, "provider_names", [stt.name])),
                    "llm": " → ".join(getattr(llm, "provider_names", [llm.name])),
                    "tts": " → ".join(getattr(getattr(tts, "inner", tts), "provider_names", [tts.name]))}
@@ -80,10 +91,11 @@ def build_app(settings: Settings) -> FastAPI:
     install_api(app, services, stt, tts, Authenticator(AuthConfig.from_env()),
                 RateLimiter(RateLimits.from_env()))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
-    app.include_router(build_routes(stream, personas, model_names))
-    app.include_router(build_guard_routes(stream))  # before mount: these guarded routes win
+    app.include_router(build_routes(stream, personas, model_names, slots))
+    app.include_router(build_guard_routes(stream, slots))  # before mount: these guarded routes win
     stream.mount(app, path="/voice")
-    blocks = build_ui(stream, services, personas, model_names, gateway, audit)
+    blocks = build_ui(stream, services, personas, model_names, gateway, audit,
+                      guard_voice=lambda component: guard_webrtc_offers(component, slots))
     stream.ui = blocks
     # Mounted last: Gradio at "/" would otherwise shadow the routes above.
     return gr.mount_gradio_app(app, blocks, path="")

@@ -74,6 +74,12 @@ class ModelSettings:
     vad_path: Path | None = None  # a Silero v5 .onnx
     llm_threads: int = 2
     llm_context_tokens: int = 4096
+    # RAM for evaluated prompt prefixes (persona prompt + tools), counted in full.
+    llm_prompt_cache_mb: int = 512
+    # The fair queue in front of each local model (see providers/local_queue.py).
+    local_queue_max: int = 8  # requests waiting, all users together
+    local_queue_per_user: int = 2  # requests one user may have waiting
+    local_queue_max_wait_s: float = 90.0
 
     @classmethod
     def from_env(cls) -> "ModelSettings":
@@ -89,6 +95,10 @@ class ModelSettings:
             vad_path=opt("COZY_VAD_PATH"),
             llm_threads=_env_int("COZY_LLM_THREADS", min(4, os.cpu_count() or 2)),
             llm_context_tokens=_env_int("COZY_LLM_CONTEXT_TOKENS", cls.llm_context_tokens),
+            llm_prompt_cache_mb=_env_int("COZY_LLM_PROMPT_CACHE_MB", cls.llm_prompt_cache_mb),
+            local_queue_max=_env_int("COZY_LOCAL_QUEUE_MAX", cls.local_queue_max),
+            local_queue_per_user=_env_int("COZY_LOCAL_QUEUE_PER_USER", cls.local_queue_per_user),
+            local_queue_max_wait_s=_env_float("COZY_LOCAL_QUEUE_MAX_WAIT_S", cls.local_queue_max_wait_s),
         )
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from fastrtc import Stream
 from pydantic import BaseModel, Field
 
+from handlers.voice_slots import VoiceSlots
 from personas.cards import PersonaCatalog, PersonaError
 
 
@@ -18,12 +19,12 @@ class VoiceSettingsBody(BaseModel):
 
 
 def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str, str],
-                 voice_path: str = "/voice") -> APIRouter:
+                 slots: VoiceSlots, voice_path: str = "/voice") -> APIRouter:
     router = APIRouter()
 
     @router.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "models": model_names, "voice_connections": len(stream.connections),
+        return {"status": "ok", "models": model_names, "voice_connections": slots.open_count(),
                 "personas": [p.id for p in personas.all()]}
 
     @router.get(f"{voice_path}/outputs")

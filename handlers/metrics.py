@@ -16,6 +16,9 @@ HTTP_LATENCY = Histogram("cozy_http_request_seconds", "HTTP request latency by r
 TURN_STAGE = Histogram("cozy_turn_stage_seconds", "Time per stage of a turn", ["stage", "channel"],
                        registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10))
 VOICE_SESSIONS = Gauge("cozy_voice_sessions_active", "Open voice connections", registry=REGISTRY)
+LOCAL_QUEUE_WAIT = Histogram("cozy_local_queue_wait_seconds", "Time a request waited for a local model",
+                             ["queue"], registry=REGISTRY,
+                             buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 90))
 TOOL_CALLS = Counter("cozy_tool_calls_total", "Tool calls by decision", ["tool", "decision"], registry=REGISTRY)
 
 
@@ -53,16 +56,47 @@ class CountingAuditSink:
         self.inner.record(event)
 
 
-_chain_collector: ProviderChainCollector | None = None
+class LocalQueueCollector:
+    """Requests waiting for each local model, and those refused because its queue was full."""
+
+    def __init__(self, queues: dict[str, object]):
+        self.queues = queues
+
+    def collect(self):
+        waiting = GaugeMetricFamily("cozy_local_queue_waiting", "Requests waiting for a local model",
+                                    labels=["queue"])
+        refused = CounterMetricFamily("cozy_local_queue_refused", "Requests refused: the queue was full",
+                                      labels=["queue"])
+        for queue in self.queues.values():
+            stats = queue.stats()
+            waiting.add_metric([queue.name], stats.waiting)
+            refused.add_metric([queue.name], stats.refused)
+        yield waiting
+        yield refused
+
+
+def observe_queue_wait(queue: str, seconds: float) -> None:
+    LOCAL_QUEUE_WAIT.labels(queue).observe(seconds)
+
+
+_collectors: dict[str, object] = {}
+
+
+def _replace_collector(kind: str, collector: object) -> None:
+    """Register a scrape-time collector, replacing the one of its kind registered before."""
+    if kind in _collectors:
+        REGISTRY.unregister(_collectors[kind])
+    _collectors[kind] = collector
+    REGISTRY.register(collector)
+
+
+def register_local_queues(queues: dict[str, object]) -> None:
+    _replace_collector("local_queues", LocalQueueCollector(queues))
 
 
 def register_provider_chains(chains: dict[str, object]) -> None:
     """Export these chains' counters (replacing chains registered before)."""
-    global _chain_collector
-    if _chain_collector is not None:
-        REGISTRY.unregister(_chain_collector)
-    _chain_collector = ProviderChainCollector(chains)
-    REGISTRY.register(_chain_collector)
+    _replace_collector("provider_chains", ProviderChainCollector(chains))
 
 
 def observe_turn(stages: dict[str, float], channel: str) -> None:

@@ -34,6 +34,7 @@ from fastrtc.utils import create_message, current_context, split_output
 from handlers.audio import resample, to_mono_int16
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from providers.fallback import transcribe_as
 from providers.base import AudioClip
 from providers.offline.vad import SAMPLE_RATE, SileroVad
 
@@ -142,7 +143,8 @@ class CozyReplyOnPause(ReplyOnPause):
             if self.can_interrupt and self._replying():
                 self._barge_in()
         elif event is TurnEvent.PAUSE_STARTED:
-            self._early = _early_stt.submit(self.runner.stt.transcribe, self._audio_so_far())
+            self._early = _early_stt.submit(transcribe_as, self.runner.stt, self._audio_so_far(),
+                                            self.conversation.user_id)
         elif event is TurnEvent.SPEECH_RESUMED:
             self._early = None  # its words are incomplete now; let it finish unused
         elif event is TurnEvent.TURN_ENDED:

@@ -25,10 +25,13 @@ from orchestrator.chat import ChatOrchestrator
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
 from storage.conversations import SessionNotFound
 from providers.base import AudioClip, SpeechToText, TextToSpeech
+from providers.errors import ModelBusy
+from providers.fallback import transcribe_as
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
+BUSY = "Sorry, I'm busy with other people right now. Please say that again in a few seconds."
 
 
 def served_by(provider: Any) -> str:
@@ -70,9 +73,11 @@ class VoiceTurnRunner:
         self.output_sample_rate = output_sample_rate
         self._apology_tts = apology_tts or tts
         self._apology_audio: np.ndarray | None = None
+        self._busy_audio: np.ndarray | None = None
 
     def warmup(self) -> None:
         self._apology_audio = self._speak_all(self._apology_tts, APOLOGY)
+        self._busy_audio = self._speak_all(self._apology_tts, BUSY)
 
     def _to_output(self, clip: AudioClip) -> np.ndarray:
         return resample(clip.samples, clip.sample_rate, self.output_sample_rate)
@@ -87,22 +92,36 @@ class VoiceTurnRunner:
             self._apology_audio = self._speak_all(self._apology_tts, APOLOGY)
         return self.output_sample_rate, self._apology_audio
 
-    def _transcribe(self, turn: SpokenTurn) -> str:
+    def busy(self) -> tuple[int, np.ndarray]:
+        """Said when a local model's queue is full: at once, instead of a long silence."""
+        if self._busy_audio is None:
+            self._busy_audio = self._speak_all(self._apology_tts, BUSY)
+        return self.output_sample_rate, self._busy_audio
+
+    def _transcribe(self, turn: SpokenTurn, requester: str) -> str:
         if turn.early_transcript is not None:
             try:
                 return turn.early_transcript.result()
+            except ModelBusy:
+                raise
             except Exception:  # the early attempt failed: try once more, for real
                 log.warning("early transcription failed; transcribing again", exc_info=True)
-        return self.stt.transcribe(turn.audio)
+        return transcribe_as(self.stt, turn.audio, requester)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
         conversation.last_turn = {"stages_s": timings, "providers": {}}
         try:
             started = time.perf_counter()
-            text = self._transcribe(turn)
+            text = self._transcribe(turn, conversation.user_id)
             timings["stt_s"] = time.perf_counter() - started
             conversation.last_turn["providers"]["stt"] = served_by(self.stt)
+        except ModelBusy as busy:
+            log.info("speech-to-text busy: %s", busy)
+            yield self.busy()
+            conversation.last_turn["error"] = "busy: try again in a few seconds"
+            yield conversation.outputs()
+            return
         except Exception:
             log.exception("speech-to-text failed")
             yield self.apology()
@@ -161,6 +180,11 @@ class VoiceTurnRunner:
                                                                tts=served_by(self.tts))
                     conversation.last_turn["orchestrator"] = done.metrics.as_dict()
                     break
+                elif kind == "busy":
+                    log.info("reply refused, model busy: %s", value)
+                    yield self.busy()
+                    conversation.last_turn["error"] = "busy: try again in a few seconds"
+                    break
                 elif kind == "error":
                     log.error("reply failed: %s", value)
                     yield self.apology()
@@ -202,6 +226,8 @@ class VoiceTurnRunner:
                 elif isinstance(item, TurnDone):
                     put_pieces(chunker.flush())
                     pieces.put(("done", item))
+        except ModelBusy as exc:  # load, not a fault: said as such
+            pieces.put(("busy", str(exc)))
         except Exception as exc:  # reported to the speaking side, which apologises
             log.exception("orchestrator failed")
             pieces.put(("error", f"{type(exc).__name__}: {exc}"))

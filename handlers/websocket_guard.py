@@ -22,6 +22,8 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
+from handlers.voice_slots import VoiceSlots
+
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
@@ -46,26 +48,6 @@ class _ClientLeft(Exception):
     pass
 
 
-class VoiceSlots:
-    """One concurrency limit over every voice connection.
-
-    FastRTC counts WebRTC peers and started websockets in `stream.connections`, and
-    phone calls nowhere. A guarded socket holds a slot from accept to close; its id
-    is remembered once started, so it is not counted twice."""
-
-    def __init__(self, stream: Stream):
-        self.stream = stream
-        self.guarded = 0
-        self.websocket_ids: set[str] = set()
-
-    def busy(self) -> bool:
-        others = sum(1 for key in self.stream.connections if key not in self.websocket_ids)
-        return others + self.guarded >= self.stream.concurrency_limit
-
-    def id_in_use(self, connection_id: str) -> bool:
-        return connection_id in self.stream.connections or connection_id in self.websocket_ids
-
-
 class GuardedWebSocket:
     """Looks like the WebSocket FastRTC expects; validates every frame it hands over."""
 
@@ -88,7 +70,9 @@ class GuardedWebSocket:
         # FastRTC closes the socket itself on the way out; make that close say why.
         if self.refusal is not None:
             code, reason = self.refusal.code, self.refusal.reason
-        await self._ws.close(code, reason)
+        # A client that has gone first makes Starlette raise here, and FastRTC would
+        # then skip its clean-up: closing a closed socket is not an error.
+        await _close(self._ws, code, reason or "")
 
     async def await_start(self) -> None:
         """Read until a valid `start`, which FastRTC then gets as its first frame."""
@@ -174,14 +158,15 @@ class GuardedWebSocket:
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     try:
         await websocket.close(code, reason)
-    except RuntimeError:  # already closed, by FastRTC on its way out or by the client
+    except (RuntimeError, WebSocketDisconnect, OSError):  # already closed, by FastRTC or by the client
         pass
 
 
-async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSlots, phone: bool) -> None:
+async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSlots, phone: bool,
+                   stream: Stream) -> None:
     await websocket.accept()
     if slots.busy():
-        log.info("refusing a voice websocket: %d connections is the limit", slots.stream.concurrency_limit)
+        log.info("refusing a voice websocket: %d connections is the limit", slots.limit)
         await _close(websocket, CLOSE_BUSY, "too many voice connections; try again later")
         return
     guarded = GuardedWebSocket(websocket, start_field, slots, phone)
@@ -194,25 +179,26 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
     except _Refused as refused:
         log.info("closing a voice websocket: %s", refused.reason)
         await _close(websocket, refused.code, refused.reason)
+    except WebSocketDisconnect:
+        pass  # the client left while FastRTC was sending: an ordinary end of a call
     except Exception as exc:  # noqa: BLE001 - one bad connection must not leave a trace per frame
         log.warning("closing a voice websocket after %s: %s", type(exc).__name__, exc)
         await _close(websocket, CLOSE_INVALID, "bad frame")
     finally:
         slots.guarded -= 1
         if not phone and guarded.connection_id is not None:
-            slots.websocket_ids.discard(guarded.connection_id)
+            slots.release_websocket(guarded.connection_id, stream)
 
 
-def build_guard_routes(stream: Stream, path: str = "/voice") -> APIRouter:
+def build_guard_routes(stream: Stream, slots: VoiceSlots, path: str = "/voice") -> APIRouter:
     router = APIRouter()
-    slots = VoiceSlots(stream)
 
     @router.websocket(f"{path}/websocket/offer")
     async def websocket_offer(websocket: WebSocket) -> None:
-        await _guarded(websocket, stream.websocket_offer, "websocket_id", slots, phone=False)
+        await _guarded(websocket, stream.websocket_offer, "websocket_id", slots, phone=False, stream=stream)
 
     @router.websocket(f"{path}/telephone/handler")
     async def telephone_handler(websocket: WebSocket) -> None:
-        await _guarded(websocket, stream.telephone_handler, "streamSid", slots, phone=True)
+        await _guarded(websocket, stream.telephone_handler, "streamSid", slots, phone=True, stream=stream)
 
     return router

@@ -146,7 +146,7 @@ class ChatOrchestrator:
         options = ChatOptions(
             temperature=turn.persona.temperature if request.temperature is None else request.temperature,
             max_tokens=request.max_tokens or turn.persona.max_reply_tokens,
-            tools=tools)
+            tools=tools, requester=request.user_id)
         client_tool_names = {t.get("function", {}).get("name") for t in turn.request.client_tools}
         started = time.perf_counter()
         messages = list(messages)
@@ -230,6 +230,7 @@ class ChatOrchestrator:
         started = time.perf_counter()
         reply_parts: list[str] = []
         finish_reason = "interrupted"
+        refused = False
         try:
             for item in self.generate(turn, bundle.messages, tools, metrics, cancelled):
                 if isinstance(item, str):
@@ -238,12 +239,16 @@ class ChatOrchestrator:
                 if isinstance(item, TurnDelta):
                     reply_parts.append(item.text)
                 yield item
+        except Exception:
+            refused = not reply_parts  # failed before a word: the caller is told, nothing is kept
+            raise
         finally:
             # Runs on barge-in too (the caller closes us): the reply is kept as far
             # as it was generated, so the next turn has the context the user got.
             timed("generate", started)
             started = time.perf_counter()
             reply = "".join(reply_parts).strip()
-            self.persist(turn, reply, metrics, finish_reason)
+            if not refused:
+                self.persist(turn, reply, metrics, finish_reason)
             timed("persist", started)
         yield TurnDone(turn.session_id, turn.persona.id, reply, finish_reason, turn.model.name, metrics)

@@ -30,6 +30,8 @@ class ChatOptions:
     max_tokens: int = 256
     tools: list[dict[str, Any]] = field(default_factory=list)  # OpenAI function-tool schemas
     model: str | None = None  # a vendor model name; None means the provider's default
+    # Who asks, for the fair queue of a local model; never sent to a vendor.
+    requester: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pybreaker
 
-from providers.errors import is_input_error
+from providers.errors import is_not_provider_fault
 
 from config import env_float
 
@@ -56,6 +56,7 @@ class ProviderCounters:
     successes: int = 0
     failures: int = 0
     skipped: int = 0  # not called: breaker open, or its one trial call already in flight
+    refused: int = 0  # the caller's fault (bad input) or a full local queue: not a failure
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,9 @@ class ProviderSlot:
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
             reset_timeout=policy.reset_timeout_s,
-            # The caller closing a stream early, or sending a prompt that does not
-            # fit, is not the provider failing.
-            exclude=[GeneratorExit, is_input_error],
+            # The caller closing a stream early, sending a prompt that does not
+            # fit, or a local model's full queue is not the provider failing.
+            exclude=[GeneratorExit, is_not_provider_fault],
             listeners=[events],
             name=self.name,
             # Re-raise the real error when a failure trips the breaker, so the

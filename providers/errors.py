@@ -49,17 +49,39 @@ class ProviderInputError(ProviderError):
     towards opening its circuit breaker."""
 
 
+class ModelBusy(ProviderError):
+    """A local model's queue is full (or this requester already has its share
+    waiting): refused at once, with an estimate of when to try again. Load is not
+    a fault, so it never counts towards the provider's breaker."""
+
+    def __init__(self, message: str, retry_after_s: float, provider: str | None = None,
+                 per_requester: bool = False):
+        super().__init__(message, provider)
+        self.retry_after_s = retry_after_s
+        self.per_requester = per_requester  # True: this caller's own requests fill its share
+
+
 # How llama.cpp and OpenAI-style vendors word "the prompt does not fit".
 _TOO_LONG_MARKERS = ("context window", "context_length_exceeded", "maximum context length")
 
 
+def is_context_overflow(exc: BaseException) -> bool:
+    """The prompt does not fit the model's context window."""
+    return any(marker in str(exc) for marker in _TOO_LONG_MARKERS)
+
+
 def is_input_error(exc: BaseException) -> bool:
-    """The caller's request is at fault, not the provider (pybreaker's exclude hook)."""
-    if isinstance(exc, ProviderInputError):
+    """The caller's request is at fault, not the provider."""
+    if isinstance(exc, (ProviderInputError, RecursionError)):  # a schema nested past what a parser takes
         return True
     if isinstance(exc, ProviderStatusError):
         return exc.status_code in (400, 413, 422)
-    return any(marker in str(exc) for marker in _TOO_LONG_MARKERS)
+    return is_context_overflow(exc)
+
+
+def is_not_provider_fault(exc: BaseException) -> bool:
+    """pybreaker's exclude hook: only the provider's own faults count towards its breaker."""
+    return isinstance(exc, ModelBusy) or is_input_error(exc)
 
 
 class ProviderInterrupted(ProviderError):

@@ -23,12 +23,16 @@ from providers.breakers import (
     ProviderSlot,
 )
 from providers.errors import (
+    ModelBusy,
     ProviderError,
+    ProviderInputError,
     ProviderInterrupted,
     ProviderRateLimited,
+    is_not_provider_fault,
     is_transient,
     translate,
 )
+from providers.local_queue import QUEUED, STARTED, QueuedSTT
 from providers.pump import Got, StreamPump
 
 T = TypeVar("T")
@@ -90,6 +94,7 @@ class FallbackAdapter(Generic[T]):
              cancelled: CancelFlag | None = None) -> Generator[T, None, str | None]:
         """Yield one provider's output; return its name, or None if the caller cancelled."""
         failures: list[str] = []
+        refusal: ProviderError | None = None  # the last attempt's, when it was no provider's fault
         for slot in self._slots:
             for attempt in range(slot.policy.retries + 1):
                 if cancelled is not None and cancelled.is_set():
@@ -102,11 +107,17 @@ class FallbackAdapter(Generic[T]):
                 if outcome is _Outcome.SKIPPED:
                     failures.append(f"{slot.name}: skipped (breaker open)")
                     break
+                refusal = outcome if is_not_provider_fault(outcome) else None
                 failures.append(str(outcome))
                 delay = self._retry_delay(slot, outcome, attempt)
                 if delay is None:
                     break
                 time.sleep(delay)
+        if isinstance(refusal, ModelBusy):  # the last resort is only busy: come back shortly
+            raise ModelBusy(f"{self.name}: " + "; ".join(failures), refusal.retry_after_s, refusal.provider,
+                            refusal.per_requester)
+        if refusal is not None:  # the request itself cannot be served as asked
+            raise ProviderInputError(f"{self.name}: {refusal}", refusal.provider)
         raise ProviderError(f"{self.name}: every provider failed: " + "; ".join(failures))
 
     def _attempt(self, slot: ProviderSlot, open_stream: Callable[[Any], Iterable[T]],
@@ -115,18 +126,24 @@ class FallbackAdapter(Generic[T]):
         policy = slot.policy
         pump: StreamPump[T] | None = None
         delivered = False
+        queued = False  # waiting in a local model's queue: no deadline (the queue bounds the wait)
         try:
             with slot.admitted():
                 slot.count("calls")
                 pump = StreamPump(lambda: open_stream(slot.provider))
                 held: list[T] = []  # metadata-only items, kept until output starts
                 while True:
-                    timeout = policy.stall_timeout_s if delivered else policy.first_output_timeout_s
+                    timeout = None if queued else (
+                        policy.stall_timeout_s if delivered else policy.first_output_timeout_s)
                     got, item = pump.get(timeout, cancelled, slot.name)
                     if got is Got.CANCELLED:
                         return _Outcome.CANCELLED
                     if got is Got.END:
                         break
+                    if item is QUEUED or item is STARTED:
+                        # The deadlines count from when the model starts on this request.
+                        queued = item is QUEUED
+                        continue
                     if not delivered and not has_output(item):
                         held.append(item)
                         continue
@@ -145,7 +162,7 @@ class FallbackAdapter(Generic[T]):
             return _Outcome.SKIPPED
         except Exception as exc:
             error = translate(exc, slot.name)
-            slot.count("failures")
+            slot.count("refused" if is_not_provider_fault(error) else "failures")
             if delivered:
                 raise ProviderInterrupted(f"{self.name}: {slot.name} failed after output had "
                                           f"started: {error}", slot.name) from error
@@ -212,10 +229,17 @@ class FallbackSTT(FallbackAdapter[str]):
                  policies: Mapping[str, ProviderPolicy] | None = None, name: str = "stt"):
         super().__init__(providers, policy, policies, name)
 
-    def transcribe(self, audio: AudioClip, language: str = "en") -> str:
+    def transcribe(self, audio: AudioClip, language: str = "en", requester: str | None = None,
+                   cancelled: CancelFlag | None = None) -> str:
         # The pump reads on a helper thread, which is what enforces the deadline.
-        texts = list(self._run(lambda p: (p.transcribe(audio, language),), lambda text: True))
-        return texts[0] if texts else ""
+        def open_stream(provider: Any) -> Iterable[str]:
+            steps = getattr(provider, "transcribe_steps", None)  # a queued local model
+            if steps is not None:
+                return steps(audio, language, requester, cancelled)
+            return (provider.transcribe(audio, language),)
+
+        texts = list(self._run(open_stream, lambda text: True, cancelled))
+        return texts[-1] if texts else ""
 
 
 class FallbackTTS(FallbackAdapter[AudioClip]):
@@ -232,3 +256,11 @@ class FallbackTTS(FallbackAdapter[AudioClip]):
         """Yields audio; the generator's return value names the provider that spoke."""
         return (yield from self._run(lambda p: p.synthesize(text, voice_for(p.name, voice)),
                                      _audio_has_output))
+
+
+def transcribe_as(stt: Any, audio: AudioClip, requester: str, language: str = "en") -> str:
+    """Transcribe for this requester: a chain or a queued local model serves requesters
+    fairly; a plain provider has no queue to be fair in."""
+    if isinstance(stt, (FallbackSTT, QueuedSTT)):
+        return stt.transcribe(audio, language, requester=requester)
+    return stt.transcribe(audio, language)

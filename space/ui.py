@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +23,10 @@ MAX_UPLOAD_BYTES = 2_000_000
 
 
 def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
-             model_names: dict[str, str], gateway, audit) -> gr.Blocks:
+             model_names: dict[str, str], gateway, audit,
+             guard_voice: Callable[[WebRTC], None] | None = None) -> gr.Blocks:
+    """`guard_voice` gets the page's WebRTC component, whose peers FastRTC books apart
+    from the Stream's: the host puts them under the one voice-connection limit."""
     conversations = services.conversations
     default_persona = personas.get(None).id
 
@@ -124,6 +127,8 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
             voice = WebRTC(label="Voice", modality="audio", mode="send-receive", full_screen=False,
                            rtc_configuration=stream.rtc_configuration,
                            button_labels={"start": "Talk", "stop": "Hang up", "waiting": "Connecting…"})
+            if guard_voice is not None:
+                guard_voice(voice)
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row():

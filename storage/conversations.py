@@ -106,6 +106,12 @@ class ConversationStore:
             "FROM sessions s WHERE s.user_id = ? AND s.deleted_at IS NULL ORDER BY s.updated_at DESC",
             [user_id])
 
+    def discard_if_empty(self, user_id: str, session_id: str) -> None:
+        """Erase a session that never got a message (made for a request that was then refused)."""
+        self.db.write(lambda cursor: cursor.execute(
+            "DELETE FROM sessions WHERE id = ? AND user_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM messages WHERE session_id = ?)", [session_id, user_id, session_id]))
+
     def delete_session(self, user_id: str, session_id: str) -> None:
         """Soft delete: hidden everywhere, kept for audit."""
         self.open_session(user_id, session_id, persona_id="")

@@ -61,7 +61,7 @@ def test_failing_primary_trips_its_breaker_and_calls_complete_on_the_next(vendor
     assert "llm: openai breaker closed -> open" in caplog.text
     [event] = llm.recent_breaker_events()
     assert (event.provider, event.old_state, event.new_state) == ("openai", "closed", "open")
-    assert llm.stats()["openai"] == {"calls": 2, "successes": 0, "failures": 2, "skipped": 0}
+    assert llm.stats()["openai"] == {"calls": 2, "successes": 0, "failures": 2, "skipped": 0, "refused": 0}
 
 
 def test_open_breaker_skips_the_primary_without_calling_it(vendors):

@@ -71,3 +71,29 @@ def test_llm_stops_when_cancelled(fast_llm):
         if len(texts) == 3:
             cancelled.set()
     assert texts[-1] == "" and len(texts) == 4  # three tokens, then the closing delta
+
+
+def test_the_prompt_cache_counts_every_byte_it_keeps_and_still_restores_prompts(settings):
+    # Before: each kept state also held ~256 x vocabulary floats the cache did not count,
+    # so RAM grew by tens of MB per distinct prompt past the configured ceiling.
+    from providers import model_files
+    from providers.offline.llm import LlamaChatModel
+
+    capacity = 24 * 1024 * 1024
+    llm = LlamaChatModel(model_files.resolve("smollm2-135m", settings.models_dir), "smollm2-135m",
+                         threads=2, context_tokens=2048, prompt_cache_bytes=capacity)
+    options = ChatOptions(max_tokens=8, temperature=0)
+
+    def reply(prompt: str) -> str:
+        return "".join(d.text for d in llm.stream([{"role": "user", "content": prompt}], options))
+
+    first = reply("Name a colour.")
+    for index in range(12):
+        reply(f"Count to {index} in words, please, and say nothing else at all.")
+        cache = llm._llm.cache
+        assert cache.cache_size <= capacity
+        assert all(state.scores.nbytes <= 4 for state in cache.cache_state.values())
+    kept = llm._llm.cache.cache_state.values()
+    assert sum(s.llama_state_size + s.input_ids.nbytes for s in kept) == llm._llm.cache.cache_size - len(kept) * 4
+    reply("Name a colour.")  # evaluated again: now it is the newest entry
+    assert reply("Name a colour.") == first  # restored from the cache, same words

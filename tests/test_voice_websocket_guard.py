@@ -14,12 +14,14 @@ import uuid
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
 from handlers.websocket_guard import (CLOSE_BUSY, CLOSE_INVALID, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED,
-                                      MAX_FRAME_BYTES, GuardedWebSocket, VoiceSlots, _Refused)
+                                      MAX_FRAME_BYTES, GuardedWebSocket, _Refused)
+from handlers.voice_slots import VoiceSlots
 from tests.conftest import start_app, stop_app
 
 WEBSOCKET = "/voice/websocket/offer"
@@ -161,7 +163,7 @@ async def test_a_start_with_an_id_already_open_is_refused():
     # close would remove it, freeing a slot that is still in use. (Needs a limit above 1 to
     # reach over the wire, so it is checked here, on the guard itself.)
     stream = SimpleNamespace(connections={"taken": [object()]}, concurrency_limit=4)
-    slots = VoiceSlots(stream)
+    slots = VoiceSlots(4, [stream])
     with pytest.raises(_Refused) as refused:
         await GuardedWebSocket(FakeSocket([start_frame(WEBSOCKET, "taken")]), "websocket_id", slots,
                                phone=False).await_start()
@@ -187,4 +189,87 @@ async def test_a_socket_that_never_starts_does_not_hold_the_slot_for_ever(voice_
         assert json.loads(await asyncio.wait_for(idle.recv(), 5)) == {"event": "pong"}
         code, reason = await closed_with(idle, timeout_s=START_TIMEOUT_S + 5)
     assert code == CLOSE_POLICY and "start" in reason
+    await assert_served(voice_app, WEBSOCKET)
+
+
+async def open_voice_connections(app) -> int:
+    async with httpx.AsyncClient(base_url=app.base_url, timeout=5) as client:
+        return (await client.get("/healthz")).json()["voice_connections"]
+
+
+async def wait_until_no_voice_connections(app, call: str, timeout_s: float = 15.0) -> None:
+    """Poll the server until every slot is back (a slot comes back when the server has
+    seen the close, which may be a moment after the client's)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (count := await open_voice_connections(app)) != 0:
+        assert asyncio.get_running_loop().time() < deadline, f"after {call}: {count} slot(s) still held"
+        await asyncio.sleep(0.05)
+
+
+async def one_call(app, path: str, ending: str) -> None:
+    """A well-behaved call: start, a little audio, ping/pong, then one way of ending it."""
+    sid = uuid.uuid4().hex
+    ws = await websockets.connect(url(app, path))
+    try:
+        await ws.send(start_frame(path, sid))
+        for _ in range(3):
+            await ws.send(silence_frame(path, sid))
+        await ws.send(json.dumps({"event": "ping"}))
+        async with asyncio.timeout(10):
+            while json.loads(await ws.recv()).get("event") != "pong":
+                pass
+        if ending == "stop, server closes":
+            await ws.send(json.dumps({"event": "stop"}))
+            await closed_with(ws)
+        elif ending == "stop, client closes at once":  # races FastRTC's own close
+            await ws.send(json.dumps({"event": "stop"}))
+            await ws.close()
+        elif ending == "client closes":
+            await ws.close()
+        elif ending == "connection drops":
+            ws.transport.abort()
+    finally:
+        if ending != "connection drops":
+            await ws.close()
+
+
+ENDINGS = ("stop, server closes", "stop, client closes at once", "client closes", "connection drops")
+
+
+async def test_200_calls_in_a_row_give_every_slot_back(voice_app, clean_log):
+    # With one slot, a single leaked connection refuses every later caller.
+    for index in range(200):
+        path = (WEBSOCKET, TELEPHONE)[index % 2]
+        ending = ENDINGS[(index // 2) % len(ENDINGS)]
+        call = f"call {index + 1} ({path}, {ending})"
+        await one_call(voice_app, path, ending)
+        await wait_until_no_voice_connections(voice_app, call)
+    await assert_served(voice_app, WEBSOCKET)
+    await assert_served(voice_app, TELEPHONE)
+    await wait_until_no_voice_connections(voice_app, "the last normal calls")
+
+
+async def test_webrtc_shares_the_one_limit_and_a_failed_offer_holds_no_slot(voice_app, clean_log):
+    from aiortc import RTCPeerConnection
+
+    async def offer() -> dict:
+        peer = RTCPeerConnection()
+        peer.addTransceiver("audio", direction="sendrecv")
+        peer.createDataChannel("text")
+        await peer.setLocalDescription(await peer.createOffer())
+        try:
+            async with httpx.AsyncClient(base_url=voice_app.base_url, timeout=30) as client:
+                return (await client.post("/voice/webrtc/offer", json={
+                    "sdp": peer.localDescription.sdp, "type": "offer", "webrtc_id": uuid.uuid4().hex})).json()
+        finally:
+            await peer.close()
+
+    async with started_call(voice_app, WEBSOCKET):
+        refused = await offer()
+    assert refused.get("status") == "failed" and refused["meta"]["error"] == "concurrency_limit_reached"
+    async with httpx.AsyncClient(base_url=voice_app.base_url, timeout=30) as client:
+        for _ in range(3):  # garbage SDP: FastRTC files a peer before it fails on the offer
+            await client.post("/voice/webrtc/offer", json={"sdp": "v=0 garbage", "type": "offer",
+                                                           "webrtc_id": uuid.uuid4().hex})
+    await wait_until_no_voice_connections(voice_app, "garbage offers")
     await assert_served(voice_app, WEBSOCKET)

@@ -11,13 +11,15 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from handlers.api.audio_codec import MEDIA_TYPES, AudioDecodeError, StreamEncoder, decode_audio
-from handlers.api.errors import ApiError
+from handlers.api.errors import ApiError, busy_error
 from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, SpeechRequest, Transcription,
                                   VerboseTranscription)
 from handlers.api.turn_bridge import iterate_in_thread
 from handlers.audio import resample
 from handlers.sentences import SentenceChunker
 from providers.base import AudioClip, SpeechToText, TextToSpeech
+from providers.errors import ModelBusy
+from providers.fallback import transcribe_as
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's own limit
@@ -77,7 +79,9 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
         duration = len(samples) / 16_000
         limiter.audio(user_id, duration, param="file")
         try:
-            text = await asyncio.to_thread(stt.transcribe, AudioClip(16_000, samples), "en")
+            text = await asyncio.to_thread(transcribe_as, stt, AudioClip(16_000, samples), user_id)
+        except ModelBusy as exc:
+            raise busy_error(exc, "speech recognizer") from None
         except Exception:
             log.exception("transcription failed")
             raise ApiError(503, "Speech recognition is unavailable right now; try again shortly.",

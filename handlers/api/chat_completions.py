@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from handlers.api.errors import ApiError, error_body
+from handlers.api.errors import ApiError, busy_error, error_body
 from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, AssistantMessage, ChatCompletion,
                                   ChatCompletionRequest, ChatMessage, Choice, MessageToolCall, Usage,
                                   chat_stream_content)
@@ -27,7 +27,7 @@ from handlers.metrics import observe_turn
 from orchestrator.services import ChatServices
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
 from personas.cards import Persona, PersonaError
-from providers.errors import ProviderError, is_input_error
+from providers.errors import ModelBusy, ProviderError, is_context_overflow, is_input_error
 from storage.conversations import SessionNotFound
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,15 @@ FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 def turn_failure(exc: ProviderError) -> ApiError:
     """A provider failure as the client should see it (anything else is a bug: a 500)."""
-    if is_input_error(exc):
+    if isinstance(exc, ModelBusy):
+        return busy_error(exc, "language model")
+    if is_context_overflow(exc):
         return ApiError(400, "The messages are too long for this model's context window; send fewer or "
                         "shorter messages, or ask for fewer max_tokens.", param="messages",
                         code="context_length_exceeded")
+    if is_input_error(exc):
+        return ApiError(400, "The model cannot take this request as sent (for example a tool schema nested "
+                        "too deeply); simplify it and try again.", code="invalid_request")
     log.warning("chat turn failed: %s", exc)
     return ApiError(503, "The language model is unavailable right now; try again shortly.", "server_error")
 
@@ -133,12 +138,19 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
         created = int(time.time())
         session_headers = {"x-session-id": turn_request.session_id}
         events = run_turn(services.orchestrator, turn_request)
+        stateless = not x_session_id and not body.user
+
+        async def refused(exc: ProviderError) -> ApiError:
+            if stateless:  # its session was made for this request alone: nothing is left behind
+                await asyncio.to_thread(services.conversations.discard_if_empty, user_id, turn_request.session_id)
+            return turn_failure(exc)
+
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             try:
                 first = await anext(events)  # errors before any output become proper HTTP errors
             except ProviderError as exc:
-                raise turn_failure(exc) from None
+                raise await refused(exc) from None
             stream = _sse(first, events, completion_id, created, body.model, include_usage)
             return StreamingResponse(stream, media_type="text/event-stream", headers={
                 "cache-control": "no-cache", "x-accel-buffering": "no", **session_headers})
@@ -152,7 +164,9 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
                 elif isinstance(item, TurnDone):
                     done = item
         except ProviderError as exc:
-            raise turn_failure(exc) from None
+            if text or calls:
+                raise turn_failure(exc) from None
+            raise await refused(exc) from None
         if done is None:
             raise RuntimeError("the turn ended without a TurnDone")
         observe_turn(done.metrics.phases_s, "api")

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
+from providers.errors import ModelBusy
+
 log = logging.getLogger(__name__)
 _LOCATIONS = {"body", "query", "path", "header"}
 # pydantic names the member of a union it tried ('str', 'list[ContentPart]', ...): not a field.
@@ -28,6 +30,17 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
         self.headers = headers or {}
+
+
+def busy_error(exc: ModelBusy, what: str) -> ApiError:
+    """A local model's full queue: 429 when this caller's own requests fill its share,
+    503 when everyone's do; both say when to come back."""
+    retry = str(max(1, int(round(exc.retry_after_s))))
+    if exc.per_requester:
+        return ApiError(429, f"You already have requests waiting for the {what}; try again in about {retry}s.",
+                        "requests", code="rate_limit_exceeded", headers={"retry-after": retry})
+    return ApiError(503, f"The {what} is busy with other requests; try again in about {retry}s.",
+                    "server_error", code="server_busy", headers={"retry-after": retry})
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:

@@ -5,9 +5,10 @@ every field OpenAI's own schema requires, so strict clients accept them.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from handlers.api.errors import ApiError
 
@@ -81,11 +82,40 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = Field(None, max_length=200)
 
 
+# A tool's JSON schema is the client's to write, and deep nesting blows the stack of a
+# template engine or parser far below us: checked here, so it is the client's 400
+# and never a provider failure.
+MAX_SCHEMA_DEPTH = 32
+MAX_SCHEMA_CHARS = 64_000
+
+
+def _nesting_depth(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:  # iterative, like the surrogate check
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 class FunctionSpec(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = Field(None, max_length=8_000)
     parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _bounded_schema(cls, parameters: dict[str, Any] | None) -> dict[str, Any] | None:
+        if parameters is None:
+            return None
+        if _nesting_depth(parameters) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep")
+        if len(json.dumps(parameters)) > MAX_SCHEMA_CHARS:
+            raise ValueError(f"the schema is longer than {MAX_SCHEMA_CHARS} characters")
+        return parameters
 
 
 class ToolSpec(BaseModel):

@@ -80,9 +80,34 @@ def _repair_chat_template(llm: Any) -> None:
     ).to_chat_handler()
 
 
+def compact_prompt_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM prompt cache, bounded by what it really holds.
+
+    Each saved state carries a copy of `scores`: n_batch x vocabulary float32 rows
+    (~155 MB for Qwen's 152k vocabulary) that the cache leaves out of its size, and
+    that are never read back without `logits_all` (sampling reads llama.cpp's own
+    logits, and a restored state is decoded again before sampling). So the copy is
+    dropped on the way in (a 1x1 array still broadcasts in `load_state`), and the
+    size counts every byte kept."""
+    import numpy as np
+    from llama_cpp import LlamaRAMCache
+
+    class CompactPromptCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(state.llama_state_size + state.scores.nbytes + state.input_ids.nbytes
+                       for state in self.cache_state.values())
+
+        def __setitem__(self, key, state) -> None:
+            state.scores = np.zeros((1, 1), dtype=np.single)
+            super().__setitem__(key, state)
+
+    return CompactPromptCache(capacity_bytes=capacity_bytes)
+
+
 class LlamaChatModel:
     def __init__(self, model_path: Path, name: str, threads: int = 2, context_tokens: int = 4096,
-                 prompt_cache_bytes: int = 768 * 1024 * 1024):
+                 prompt_cache_bytes: int = 512 * 1024 * 1024):
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the machine
@@ -97,9 +122,7 @@ class LlamaChatModel:
         _repair_chat_template(self._llm)
         # Evaluated prompt prefixes (persona prompt + tools) kept in RAM, so switching
         # persona or user does not re-read a thousand tokens of tool schemas.
-        from llama_cpp import LlamaRAMCache
-
-        self._llm.set_cache(LlamaRAMCache(capacity_bytes=prompt_cache_bytes))
+        self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
         self._lock = threading.Lock()
 
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,

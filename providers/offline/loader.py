@@ -51,7 +51,8 @@ def load_offline_models(settings: Settings, progress: Callable[[str], None] = lo
 
     step(4, f"language model ({m.llm})")
     llm_path = model_files.resolve(m.llm, settings.models_dir, m.llm_path, progress)
-    llm = LlamaChatModel(llm_path, m.llm, threads=m.llm_threads, context_tokens=m.llm_context_tokens)
+    llm = LlamaChatModel(llm_path, m.llm, threads=m.llm_threads, context_tokens=m.llm_context_tokens,
+                         prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
 
     step(5, "warming the language model")
     llm.warmup()
