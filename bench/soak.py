@@ -67,20 +67,27 @@ def main() -> None:
                         curve.append(snapshot(app, f"prompt {index}"))
 
             async def voice() -> None:
+                refused = 0
                 for index in range(1, calls + 1):
-                    await one_call(app, (WEBSOCKET, TELEPHONE)[index % 2], ENDINGS[(index // 2) % len(ENDINGS)])
+                    try:
+                        await one_call(app, (WEBSOCKET, TELEPHONE)[index % 2], ENDINGS[(index // 2) % len(ENDINGS)])
+                    except Exception as exc:  # noqa: BLE001 - counted: a refused call is what this soak looks for
+                        refused += 1
+                        print(f"call {index} failed: {type(exc).__name__}: {exc}", flush=True)
+                    deadline = time.monotonic() + 10  # the slot comes back once the server has seen the close
+                    while httpx.get(f"{app.base_url}/healthz").json()["voice_connections"] and \
+                            time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
                     if index % 50 == 0:
-                        deadline = time.monotonic() + 10
-                        while httpx.get(f"{app.base_url}/healthz").json()["voice_connections"] and \
-                                time.monotonic() < deadline:
-                            await asyncio.sleep(0.05)
                         snapshot(app, f"call {index}")
+                print(f"voice calls refused or failed: {refused} of {calls}")
 
             asyncio.run(voice())
-            half = len(curve) // 2
-            print(f"RSS over the prompts (MB, every 50): {[round(v) for v in curve]}")
-            print(f"growth over the second half of the prompts: {curve[-1] - curve[half]:+.0f} MB; "
-                  f"peak {max(curve):.0f} MB")
+            if len(curve) > 2:
+                half = len(curve) // 2
+                print(f"RSS over the prompts (MB, every 50): {[round(v) for v in curve]}")
+                print(f"growth over the second half of the prompts: {curve[-1] - curve[half]:+.0f} MB; "
+                      f"peak {max(curve):.0f} MB")
         finally:
             stop_app(app)
 
