@@ -107,10 +107,12 @@ def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str) 
     os.environ.setdefault("COZY_TOOLS_PINS_PATH", str(tools_dir / "pins.json"))
     os.environ.setdefault("COZY_TOOLS_LOG_DIR", str(tools_dir / "logs"))
     os.environ.setdefault("COZY_NOTES_DB", str(tools_dir / "notes.duckdb"))
+    os.environ.setdefault("COZY_TOOLS_IDENTITY_KEY_PATH", str(tools_dir / "identity.key"))
     config = load_config()
     # The knowledge server is served by this app, so it answers once the app is up;
     # the gateway's supervisor keeps retrying until then.
-    knowledge = ServerSpec(name="knowledge", url=knowledge_url, start_timeout_s=5, tools={
+    knowledge = ServerSpec(name="knowledge", url=knowledge_url, start_timeout_s=5, share_identity=True,
+                           vetted=True, tools={
         "knowledge_search": ToolSpec("knowledge_search", "read_only", timeout_s=5, max_result_bytes=8000)})
     gateway = ToolGateway(replace(config, servers=(*config.servers, knowledge)), audit=CountingAuditSink(audit))
     log.info("starting tool servers")

@@ -43,7 +43,7 @@ def knowledge_gateway(tmp_path, monkeypatch):
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    spec = ServerSpec(name="knowledge", url=endpoint.url(port), tools={
+    spec = ServerSpec(name="knowledge", url=endpoint.url(port), share_identity=True, vetted=True, tools={
         "knowledge_search": ToolSpec("knowledge_search", "read_only", timeout_s=5, max_result_bytes=8000)})
     config = load_config()
     gateway = ToolGateway(replace(config, servers=(spec,)))

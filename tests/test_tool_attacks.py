@@ -119,11 +119,14 @@ def test_a_hostile_argument_is_denied(gateway, audit, case):
     ("read_file", {"path": "docs/readme.txt"}, {"path": "docs/readme.txt"}),
     ("read_file", {"path": "notes/2024-05 plan.md"}, {"path": "notes/2024-05 plan.md"}),
     ("run_command", {"command": "ls -la docs"}, {"command": "ls -la docs"}),
-    ("whoami", {"verbose": True}, {"user_id": "alice", "verbose": True}),  # filled in by the gateway
+    # filled in by the gateway: a third-party server gets its own pseudonym, never "alice"
+    ("whoami", {"verbose": True}, {"user_id": "PSEUDONYM", "verbose": True}),
 ])
 def test_legitimate_arguments_reach_the_careless_server(gateway, tool, arguments, echoed):
     result = attempt(gateway, tool, arguments)
     assert result.ok
+    if echoed.get("user_id") == "PSEUDONYM":
+        echoed = {**echoed, "user_id": gateway.pseudonyms.of("careless", "user", "alice")}
     assert json.loads(result.content.split("\n")[2]) == {"tool": tool, "arguments": echoed}
 
 
@@ -139,7 +142,9 @@ def test_an_ssrf_url_is_denied_before_any_connection(gateway, audit, case):
 def test_a_redirect_to_a_blocked_place_is_refused_by_the_fetcher(gateway, audit, web, case):
     result = attempt(gateway, "fetch_url", {"url": web.url(f"/redirect/{case['id']}")})
     assert_denied_and_audited(audit, result, "tool")
-    assert "redirected to a blocked URL" in result.error
+    # The server's own reason reaches the model only as untrusted data, never as our words.
+    assert result.error == "the tool refused the request"
+    assert 'trust="untrusted"' in result.content and "redirected to a blocked URL" in result.content
 
 
 def test_a_public_page_on_an_operator_allowed_host_is_fetched(gateway, web):

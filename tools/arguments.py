@@ -8,6 +8,7 @@ syntax, no private network address.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -113,29 +114,72 @@ def _schema_error(error: schema_errors.ValidationError) -> str:
     return f"argument '{where or '(root)'}' fails '{error.validator}' in the tool's schema"
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """A checked validator per schema: checking the schema itself costs far more than the
+    arguments, and a tool's schema only changes when its server lists it again."""
+    schema = json.loads(schema_json)
+    validator_class = validators.validator_for(schema, default=validators.Draft202012Validator)
+    try:
+        validator_class.check_schema(schema)
+    except schema_errors.SchemaError:
+        return None
+    return validator_class(schema)
+
+
 def check_arguments(arguments: dict[str, Any], schema: dict[str, Any], declared_kinds: dict[str, str],
                     limits: ArgumentLimits, url_guard: UrlGuard) -> None:
     """Raise ArgumentError for the first problem; return quietly when the arguments may go."""
     _walk_strings(arguments, limits)
-    validator_class = validators.validator_for(schema, default=validators.Draft202012Validator)
-    try:
-        validator_class.check_schema(schema)
-    except schema_errors.SchemaError as exc:
-        raise ArgumentError("the tool's input schema is invalid") from exc
-    errors = sorted(validator_class(schema).iter_errors(arguments), key=lambda e: list(e.absolute_path))
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if validator is None:
+        raise ArgumentError("the tool's input schema is invalid")
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     if errors:
         raise ArgumentError(_schema_error(errors[0]))
-    properties = schema.get("properties") or {}
-    for name, value in arguments.items():
-        kind = argument_kind(name, properties.get(name, {}), declared_kinds)
-        values = value if isinstance(value, list) else [value]
-        for item in (v for v in values if isinstance(v, str)):
-            if kind == "path":
-                check_path(item)
-            elif kind == "command":
-                check_command(item)
-            elif kind == "url":
-                try:
-                    url_guard.check(item)
-                except BlockedUrl as exc:
-                    raise ArgumentError(f"URL not allowed: {exc}") from exc
+    restricts_paths = "path" in declared_kinds.values() or _names_a_path(schema)
+    _check_values(arguments, None, "", schema, declared_kinds, restricts_paths, url_guard)
+
+
+_URL_SHAPED = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^//")
+_PATH_SHAPED = re.compile(r"[/\\]|^~|^\.\.?$|^[A-Za-z]:")
+
+
+def _names_a_path(schema: Any, depth: int = 0) -> bool:
+    """Does any property of this schema, at any depth, name a path (file, dir, ...)?"""
+    if not isinstance(schema, dict) or depth > 32:
+        return False
+    for name, child in (schema.get("properties") or {}).items():
+        if argument_kind(name, child, {}) == "path" or _names_a_path(child, depth + 1):
+            return True
+    items = schema.get("items")
+    return _names_a_path(items, depth + 1) if isinstance(items, dict) else False
+
+
+def _check_values(value: Any, key: str | None, where: str, schema: Any, declared: dict[str, str],
+                  restricts_paths: bool, url_guard: UrlGuard) -> None:
+    """Walk the whole value: a URL, path or command nested in objects and arrays, or under
+    a name nobody marked, gets the same check as a top-level one."""
+    schema = schema if isinstance(schema, dict) else {}
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, item in value.items():
+            _check_values(item, str(name), f"{where}.{name}".lstrip("."), properties.get(name, {}),
+                          declared, restricts_paths, url_guard)
+    elif isinstance(value, list):
+        for item in value:  # items keep the key of their array: "urls": [...] holds URLs
+            _check_values(item, key, where, schema.get("items", {}), declared, restricts_paths, url_guard)
+    elif isinstance(value, str):
+        declared_here = {key: declared[where]} if key is not None and where in declared else declared
+        kind = argument_kind(key, schema, declared_here) if key is not None else \
+            ("url" if schema.get("format") in ("uri", "url", "iri") else None)
+        if kind == "path" or (restricts_paths and _PATH_SHAPED.search(value) and not _URL_SHAPED.match(value)):
+            check_path(value)
+        if kind == "command":
+            check_command(value)
+        if kind == "url" or _URL_SHAPED.match(value.strip()):
+            try:
+                url_guard.check(value)
+            except BlockedUrl as exc:
+                nested = f" (at '{where}')" if "." in where else ""
+                raise ArgumentError(f"URL not allowed: {exc}{nested}") from exc

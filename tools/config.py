@@ -58,6 +58,12 @@ class ServerSpec:
     start_timeout_s: float = 20.0
     max_message_bytes: int = 1_000_000  # one JSON-RPC message; a bigger one kills the server
     limits: ResourceLimits = ResourceLimits()
+    # Our own servers: told who the user is (user, session, persona, channel); every
+    # other server gets a stable per-server pseudonym instead.
+    share_identity: bool = False
+    # Written and reviewed by us. An unvetted server's network tools reach out only
+    # through the gateway's egress proxy, and need the user's yes by default.
+    vetted: bool = False
 
     @property
     def transport(self) -> str:
@@ -96,6 +102,7 @@ class ToolsConfig:
     log_dir: Path = PROJECT_ROOT / "data" / "tools" / "logs"
     allow_private_hosts: tuple[str, ...] = ()  # "host:port" a network tool may reach on a private address
     confirmation_ttl_s: float = 300.0
+    identity_key_path: Path = PROJECT_ROOT / "data" / "tools" / "identity.key"  # keys the pseudonyms
 
     def tool_spec(self, server: str, tool: str) -> ToolSpec | None:
         for spec in self.servers:
@@ -196,7 +203,15 @@ def _server(index: int, data: Any, defaults: dict[str, Any], base: Path) -> Serv
         max_message_bytes=_number(f"{where}.max_message_bytes",
                                   data.get("max_message_bytes", defaults.get("max_message_bytes", 1_000_000)), int),
         limits=resource_limits,
+        share_identity=_flag(f"{where}.share_identity", data.get("share_identity", False)),
+        vetted=_flag(f"{where}.vetted", data.get("vetted", False)),
     )
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ToolsConfigError(f"{where} must be true or false")
+    return value
 
 
 def parse_config(data: Any, base: Path = PROJECT_ROOT) -> ToolsConfig:
@@ -233,6 +248,7 @@ def parse_config(data: Any, base: Path = PROJECT_ROOT) -> ToolsConfig:
         log_dir=path("log_dir", ToolsConfig.log_dir),
         allow_private_hosts=allow_private,
         confirmation_ttl_s=_number("confirmation_ttl_s", data.get("confirmation_ttl_s", 300.0)),
+        identity_key_path=path("identity_key_path", ToolsConfig.identity_key_path),
     )
 
 

@@ -19,22 +19,25 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tools.arguments import ArgumentError, check_arguments, parse_arguments
 from tools.audit import AuditEvent, AuditSink, JsonlAuditSink
 from tools.catalog import CatalogEntry, ToolCatalog
-from tools.config import PROJECT_ROOT, ToolsConfig, load_config
+from tools.config import PROJECT_ROOT, ServerSpec, ToolsConfig, load_config
 from tools.connection import ServerCrashed, ServerUnavailable
+from tools.egress_proxy import EgressProxy
+from tools.identity import Pseudonyms
 from tools.manager import ToolServerManager
 from tools.pins import PinStore
 from tools.policy import ConfirmationBook, PolicyDenied, check_allowlist, check_side_effect, side_effect_decision
 from tools.redaction import redact, redact_text
-from tools.results import defuse, render_result
+from tools.results import cap_text, defuse, render_result, wrap_untrusted
 from tools.schemas import openai_tool
 from tools.ssrf import Resolver, UrlGuard
+from tools.text_safety import find_instructions
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,14 @@ class _Denied(Exception):
         self.needs_confirmation = denied.needs_confirmation
 
 
+class _RefusedByServer(Exception):
+    """The server said it refused the call; its words go to the model as untrusted data."""
+
+    def __init__(self, content: str, flags: list[str]):
+        super().__init__("the tool refused the request")
+        self.content, self.flags = content, flags
+
+
 class _Failed(Exception):
     """The call ran (or tried to) and did not produce a result."""
 
@@ -87,9 +98,25 @@ class ToolGateway:
         self.audit = audit if audit is not None else JsonlAuditSink(config.log_dir.parent / "audit.jsonl")
         self.pins = PinStore(config.pins_path)
         self.catalog = ToolCatalog(config, self.pins)
-        self.manager = ToolServerManager(config.servers, config.log_dir, on_listed=self.catalog.update)
         self.url_guard = UrlGuard(resolver, config.allow_private_hosts)
+        self.egress = EgressProxy(self.url_guard, on_refused=self._egress_refused)
+        self.servers = {spec.name: spec for spec in config.servers}
+        self.manager = ToolServerManager([self._with_egress(spec) for spec in config.servers], config.log_dir,
+                                         on_listed=self.catalog.update)
+        self.pseudonyms = Pseudonyms(config.identity_key_path)
         self.confirmations = ConfirmationBook(config.confirmation_ttl_s)
+
+    def _with_egress(self, spec: ServerSpec) -> ServerSpec:
+        """An unvetted stdio server with a network tool reaches out only through our proxy."""
+        networked = any(tool.side_effect == "network" for tool in spec.tools.values())
+        if spec.vetted or spec.transport != "stdio" or not networked:
+            return spec
+        return replace(spec, env={**spec.env, **self.egress.listen_for(spec.name)})
+
+    def _egress_refused(self, server: str, target: str, reason: str) -> None:
+        self._record(AuditEvent(tool="(egress)", user_id="", session_id="", persona_id="", channel="",
+                                arguments=redact_text(target), decision="denied", layer="egress",
+                                reason=defuse(reason)[:200], server=server, side_effect="network"))
 
     @classmethod
     def from_env(cls, audit: AuditSink | None = None) -> ToolGateway:
@@ -104,6 +131,7 @@ class ToolGateway:
 
     def stop(self) -> None:
         self.manager.stop()
+        self.egress.stop()
 
     def __enter__(self) -> ToolGateway:
         self.start()
@@ -142,8 +170,12 @@ class ToolGateway:
         except _Denied as denied:
             event.decision, event.layer, event.reason = "denied", denied.layer, denied.reason
             ok, error, needs_confirmation = False, denied.reason, denied.needs_confirmation
-            prefix = "Refused by the tool" if denied.layer == "tool" else "Not run"
-            content = self._notice(shown_name, "denied", f"{prefix}: {denied.reason}. {denied.hint}".strip())
+            content = self._notice(shown_name, "denied", f"Not run: {denied.reason}. {denied.hint}".strip())
+        except _RefusedByServer as refused:
+            # Our words for the user and the audit; the server's own only as flagged data.
+            event.decision, event.layer, event.reason, event.flags = "denied", "tool", str(refused), refused.flags
+            ok, error = False, str(refused)
+            content = self._notice(shown_name, "denied", f"Not run: {refused}.") + "\n" + refused.content
         except _Failed as failed:
             event.decision, event.error = "allowed", str(failed)
             ok, error = False, str(failed)
@@ -165,6 +197,8 @@ class ToolGateway:
                 raise PolicyDenied("integrity", f"{name} is disabled: {entry.disabled_reason}")
             decision = check_side_effect(self.config.policy, context.persona_id, context.channel,
                                          entry.spec.side_effect)
+            if entry.spec.side_effect == "network" and not self.servers[entry.server].vetted:
+                decision = "confirm"  # its egress is filtered, but a server may ignore the proxy
             arguments = self._checked_arguments(entry, arguments_json, event)
             if decision == "confirm":
                 self.confirmations.require(context.session_id, name, arguments, context.confirmed)
@@ -200,10 +234,8 @@ class ToolGateway:
     def _execute(self, context: ToolCallContext, entry: CatalogEntry, arguments: dict[str, Any],
                  event: AuditEvent) -> str:
         assert entry.spec is not None
-        trusted = {"user_id": context.user_id, "session_id": context.session_id}
+        trusted, meta = self._identity_for(self.servers[entry.server], context)
         arguments = {**arguments, **{name: trusted[name] for name in entry.reserved_arguments}}
-        meta = {META_PREFIX + "user_id": context.user_id, META_PREFIX + "session_id": context.session_id,
-                META_PREFIX + "persona_id": context.persona_id, META_PREFIX + "channel": context.channel}
         timeout_s = entry.spec.timeout_s
         try:
             result = self.manager.call(entry.server, entry.name, arguments, meta, timeout_s)
@@ -220,12 +252,26 @@ class ToolGateway:
             raise _Failed(f"{entry.name} failed: the tool server gave no usable answer") from None
         refused = (result.meta or {}).get(REFUSED_META_KEY)
         if refused:
-            raise _Denied(PolicyDenied("tool", defuse(str(refused))[:200]))
+            text = cap_text(str(refused), 2000)[0]
+            flags = find_instructions(text, strict=False)
+            event.flags = flags
+            raise _RefusedByServer(wrap_untrusted(entry.name, text, flags, status="denied"), flags)
         rendered = render_result(entry.name, result, entry.spec.max_result_bytes)
         event.result_bytes, event.truncated, event.flags = rendered.result_bytes, rendered.truncated, rendered.flags
         if result.is_error:
             raise _Failed(f"{entry.name} reported an error", rendered.text)
         return rendered.text
+
+    def _identity_for(self, server: ServerSpec, context: ToolCallContext) -> tuple[dict[str, str], dict[str, str]]:
+        """(values for reserved arguments, _meta) as this server may know them: our own servers
+        are told who is calling; any other gets a stable pseudonym of its own, and nothing more."""
+        if server.share_identity:
+            return ({"user_id": context.user_id, "session_id": context.session_id},
+                    {META_PREFIX + "user_id": context.user_id, META_PREFIX + "session_id": context.session_id,
+                     META_PREFIX + "persona_id": context.persona_id, META_PREFIX + "channel": context.channel})
+        user = self.pseudonyms.of(server.name, "user", context.user_id)
+        session = self.pseudonyms.of(server.name, "session", context.session_id)
+        return {"user_id": user, "session_id": session}, {META_PREFIX + "user": user}
 
     @staticmethod
     def _notice(tool: str, status: str, text: str) -> str:

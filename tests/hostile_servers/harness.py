@@ -39,8 +39,9 @@ POLICY = {
 
 
 def builtin(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "command": "python", "args": ["-m", f"tools.servers.{name}"],
-            "tools": BUILTIN_TOOLS[name], **extra}
+    # As in tools/servers.yaml: our own servers are vetted, and notes is told who the user is.
+    return {"name": name, "command": "python", "args": ["-m", f"tools.servers.{name}"], "vetted": True,
+            "share_identity": name == "notes", "tools": BUILTIN_TOOLS[name], **extra}
 
 
 def hostile(name: str, tools: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def write_config(folder: Path, servers: list[dict[str, Any]], allow_private: Ite
     data = {
         "defaults": {"timeout_s": 10, "max_result_bytes": 16000, "start_timeout_s": 20},
         "pins_path": str(folder / "pins.json"),
+        "identity_key_path": str(folder / "identity.key"),
         "log_dir": str(folder / "logs"),
         "network": {"allow_private": list(allow_private)},
         "policy": POLICY,
