@@ -134,3 +134,28 @@ def test_a_refused_request_leaves_no_message_and_no_conversation_behind(shared_a
     assert http.get(f"/v1/chat/sessions/{session}/messages").json()["data"] == []
     assert {s["id"] for s in http.get("/v1/chat/sessions").json()["data"]} == before
     assert llm_breaker(shared_app) == "closed"
+
+
+def test_end_users_behind_one_key_keep_their_conversations_apart(shared_app):
+    # An app serving its customers through one API key names each with OpenAI's `user`.
+    cy = client(shared_app, "cy")
+    cy.chat.completions.create(model="concise", user="ada", max_tokens=8,
+                               messages=[{"role": "user", "content": "My name is Ada and I keep bees."}])
+    cy.chat.completions.create(model="concise", safety_identifier="bob", max_tokens=8,
+                               messages=[{"role": "user", "content": "What is my name?"}])
+    http = httpx.Client(base_url=shared_app.base_url, headers={"authorization": "Bearer key-cy"}, timeout=30)
+
+    def said(end_user: str) -> list[str]:
+        sessions = http.get("/v1/chat/sessions", params={"user": end_user}).json()["data"]
+        return [m["content"] for s in sessions
+                for m in http.get(f"/v1/chat/sessions/{s['id']}/messages", params={"user": end_user}).json()["data"]
+                if m["role"] == "user"]
+
+    assert said("ada") == ["My name is Ada and I keep bees."]
+    assert said("bob") == ["What is my name?"]  # Ada's words are not in Bob's conversation
+    ada_session = http.get("/v1/chat/sessions", params={"user": "ada"}).json()["data"][0]["id"]
+    assert http.get(f"/v1/chat/sessions/{ada_session}", params={"user": "bob"}).status_code == 404
+    assert http.get(f"/v1/chat/sessions/{ada_session}").status_code == 404  # nor the key's own view
+    assert client(shared_app, "ada").chat.completions.with_raw_response.create(  # another key's "ada" is not cy's
+        model="concise", user="ada", max_tokens=4, messages=[{"role": "user", "content": "Hi"}]).headers[
+        "x-session-id"] != ada_session

@@ -43,6 +43,18 @@ class AuthConfig:
         return cls(keys, os.environ.get("COZY_JWT_SECRET") or None)
 
 
+END_USER_SEPARATOR = "#"
+
+
+def end_user_id(principal: str, end_user: str | None) -> str:
+    """Whose data a request is about. OpenAI's `user` (or `safety_identifier`) names an end
+    user of the calling principal, e.g. one customer of the app that holds the key: each
+    gets memory, profile and conversations of their own, inside that principal's."""
+    if not end_user:
+        return principal
+    return f"{principal}{END_USER_SEPARATOR}{end_user}"
+
+
 def check_bind_address(host: str, auth: AuthConfig) -> None:
     """Refuse to expose an unauthenticated server beyond this machine."""
     if auth.enabled:

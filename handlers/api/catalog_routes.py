@@ -7,12 +7,16 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
 
+from handlers.api.auth import end_user_id
 from handlers.api.errors import ApiError
 from handlers.api.schemas import (ERROR_RESPONSES, Deleted, ModelCard, ModelList, Personality, PersonalityList,
                                   Session, SessionCreate, SessionList, SessionMessage, SessionMessageList)
 from orchestrator.services import ChatServices
 from personas.cards import Persona, PersonaError
 from storage.conversations import SessionNotFound
+
+# The end user a session belongs to, as the chat request's `user` names them.
+END_USER_QUERY = Query(None, max_length=256, description="An end user of yours")
 
 STARTED = int(datetime.now().timestamp())
 
@@ -74,25 +78,32 @@ def build_catalog_router(services: ChatServices, authenticate, limiter) -> APIRo
                  operation_id="createChatSession")
     async def create_session(body: SessionCreate, user_id: str = Depends(authenticate)) -> Session:
         limiter.request(user_id)
+        user_id = end_user_id(user_id, body.user)
         persona = persona_or_404(body.persona_id, "persona_id") if body.persona_id else personas.get(None)
         session_id = await asyncio.to_thread(conversations.create_session, user_id, persona.id, body.title)
         return _session(await asyncio.to_thread(conversations.session, user_id, session_id))
 
     @router.get("/v1/chat/sessions", response_model=SessionList, responses=ERROR_RESPONSES,
                 operation_id="listChatSessions")
-    async def list_sessions(user_id: str = Depends(authenticate)) -> SessionList:
+    async def list_sessions(user_id: str = Depends(authenticate),
+                            user: str | None = END_USER_QUERY) -> SessionList:
+        user_id = end_user_id(user_id, user)
         rows = await asyncio.to_thread(conversations.sessions, user_id)
         return SessionList(data=[_session(row) for row in rows])
 
     @router.get("/v1/chat/sessions/{session_id}", response_model=Session, responses=ERROR_RESPONSES,
                 operation_id="retrieveChatSession")
-    async def get_session(session_id: str, user_id: str = Depends(authenticate)) -> Session:
+    async def get_session(session_id: str, user_id: str = Depends(authenticate),
+                            user: str | None = END_USER_QUERY) -> Session:
+        user_id = end_user_id(user_id, user)
         return _session(await asyncio.to_thread(session_or_404, user_id, session_id))
 
     @router.get("/v1/chat/sessions/{session_id}/messages", response_model=SessionMessageList,
                 responses=ERROR_RESPONSES, operation_id="listChatSessionMessages")
     async def list_messages(session_id: str, user_id: str = Depends(authenticate),
-                            limit: int = Query(100, ge=1, le=1000)) -> SessionMessageList:
+                            limit: int = Query(100, ge=1, le=1000),
+                            user: str | None = END_USER_QUERY) -> SessionMessageList:
+        user_id = end_user_id(user_id, user)
         await asyncio.to_thread(session_or_404, user_id, session_id)
         rows = await asyncio.to_thread(conversations.messages, user_id, session_id)
         return SessionMessageList(data=[SessionMessage(id=r["id"], role=r["role"], content=r["content"],
@@ -100,7 +111,9 @@ def build_catalog_router(services: ChatServices, authenticate, limiter) -> APIRo
 
     @router.delete("/v1/chat/sessions/{session_id}", response_model=Deleted, responses=ERROR_RESPONSES,
                    operation_id="deleteChatSession")
-    async def delete_session(session_id: str, user_id: str = Depends(authenticate)) -> Deleted:
+    async def delete_session(session_id: str, user_id: str = Depends(authenticate),
+                            user: str | None = END_USER_QUERY) -> Deleted:
+        user_id = end_user_id(user_id, user)
         try:
             await asyncio.to_thread(conversations.delete_session, user_id, session_id)
         except SessionNotFound:

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from handlers.api.auth import end_user_id
 from handlers.api.errors import ApiError, busy_error, error_body
 from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, AssistantMessage, ChatCompletion,
                                   ChatCompletionRequest, ChatMessage, Choice, MessageToolCall, Usage,
@@ -111,12 +112,13 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
         except PersonaError:
             raise ApiError(404, f"The model '{body.model}' does not exist; GET /v1/models lists the personas.",
                            param="model", code="model_not_found") from None
+        user_id = end_user_id(user_id, body.end_user)
         turn = to_turn_request(body, user_id, persona, None)  # checked before a session is stored
         try:
             if session_header:
                 turn.session_id = services.conversations.open_session(user_id, session_header, persona.id)
-            elif body.user:
-                turn.session_id = services.conversations.session_for_key(user_id, persona.id, body.user)
+            elif body.end_user:  # the end user's own ongoing conversation with this persona
+                turn.session_id = services.conversations.session_for_key(user_id, persona.id, body.end_user)
             else:  # a stateless client: a session per request, named in the response header
                 turn.session_id = services.conversations.create_session(user_id, persona.id)
         except SessionNotFound:
@@ -138,11 +140,12 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
         created = int(time.time())
         session_headers = {"x-session-id": turn_request.session_id}
         events = run_turn(services.orchestrator, turn_request)
-        stateless = not x_session_id and not body.user
+        stateless = not x_session_id and not body.end_user
 
         async def refused(exc: ProviderError) -> ApiError:
             if stateless:  # its session was made for this request alone: nothing is left behind
-                await asyncio.to_thread(services.conversations.discard_if_empty, user_id, turn_request.session_id)
+                await asyncio.to_thread(services.conversations.discard_if_empty, turn_request.user_id,
+                                        turn_request.session_id)
             return turn_failure(exc)
 
         if body.stream:

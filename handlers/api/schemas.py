@@ -140,7 +140,14 @@ class ChatCompletionRequest(ApiRequest):
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated")
     tools: list[ToolSpec] | None = Field(None, max_length=64)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
-    user: str | None = Field(None, max_length=256, description="Selects the conversation (session)")
+    user: str | None = Field(None, max_length=256,
+                             description="An end user of yours: memory, profile and conversations of their own")
+    safety_identifier: str | None = Field(None, max_length=256,
+                                          description="OpenAI's newer name for `user`; `user` wins when both are set")
+
+    @property
+    def end_user(self) -> str | None:
+        return self.user or self.safety_identifier
 
 
 # --- chat completions: response -------------------------------------------------------
@@ -262,6 +269,7 @@ class SessionCreate(ApiRequest):
     model_config = ConfigDict(extra="ignore")
     persona_id: str | None = Field(None, min_length=1, max_length=128)
     title: str | None = Field(None, max_length=200)
+    user: str | None = Field(None, max_length=256, description="The end user it belongs to")
 
 
 class Session(BaseModel):
