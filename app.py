@@ -31,7 +31,8 @@ from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, observe_queue_w
 from handlers.request_id import configure_logging  # noqa: E402
 from handlers.voice_stream import build_voice_stream  # noqa: E402
 from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
-from handlers.voice_slots import VoiceSlots, guard_webrtc_offers  # noqa: E402
+from handlers.voice_identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
+from handlers.voice_slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
 from handlers.websocket_guard import build_guard_routes  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
@@ -69,11 +70,16 @@ def build_app(settings: Settings) -> FastAPI:
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
                              apology_tts=models.tts)
     runner.warmup()
-    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id)
+    authenticator = Authenticator(AuthConfig.from_env())
+    # With API identities, voice connections carry one too (a token from GET /voice/token).
+    identities = VoiceIdentities(VoiceTokens(load_secret(settings.secret, settings.data_dir))
+                                 if authenticator.config.enabled else None)
+    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
     slots = VoiceSlots(settings.voice.concurrency_limit)
     guard_webrtc_offers(stream, slots)
+    on_connection_end(stream, identities.forget)
     VOICE_SESSIONS.set_function(slots.open_count)
     model_names = {"vad": models.vad.name, "stt": " → ".join(getattr(stt, "provider_names", [stt.name])),
                    "llm": " → ".join(getattr(llm, "provider_names", [llm.name])),
@@ -88,11 +94,10 @@ def build_app(settings: Settings) -> FastAPI:
         await asyncio.to_thread(services.close)
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
-    install_api(app, services, stt, tts, Authenticator(AuthConfig.from_env()),
-                RateLimiter(RateLimits.from_env()))
+    install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_env()))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
-    app.include_router(build_routes(stream, personas, model_names, slots))
-    app.include_router(build_guard_routes(stream, slots))  # before mount: these guarded routes win
+    app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator))
+    app.include_router(build_guard_routes(stream, slots, identities))  # before mount: these guarded routes win
     stream.mount(app, path="/voice")
     blocks = build_ui(stream, services, personas, model_names, gateway, audit,
                       guard_voice=lambda component: guard_webrtc_offers(component, slots))

@@ -130,6 +130,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     db_path: Path | None = None  # None: <data_dir>/cozy.duckdb
+    secret: str | None = field(default=None, repr=False)  # signs voice tokens; None: a key made in data_dir
 
     @property
     def models_dir(self) -> Path:
@@ -151,4 +152,5 @@ class Settings:
             models=ModelSettings.from_env(),
             context=ContextSettings.from_env(),
             db_path=_env_path("COZY_DB_PATH", None) if os.environ.get("COZY_DB_PATH") else None,
+            secret=os.environ.get("COZY_SECRET") or None,
         )

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastrtc import Stream
 from pydantic import BaseModel, Field
 
+from handlers.api.auth import end_user_id
+from handlers.voice_identity import TokenRejected, VoiceIdentities
 from handlers.voice_slots import VoiceSlots
 from personas.cards import PersonaCatalog, PersonaError
 
@@ -16,11 +19,58 @@ from personas.cards import PersonaCatalog, PersonaError
 class VoiceSettingsBody(BaseModel):
     webrtc_id: str = Field(min_length=1, max_length=200)
     persona_id: str = Field(min_length=1, max_length=100)
+    token: str | None = Field(None, max_length=1024)
 
 
 def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str, str],
-                 slots: VoiceSlots, voice_path: str = "/voice") -> APIRouter:
+                 slots: VoiceSlots, identities: VoiceIdentities, authenticate: Any,
+                 voice_path: str = "/voice") -> APIRouter:
     router = APIRouter()
+
+    def owned_by_caller(webrtc_id: str, token: str | None) -> None:
+        """With identities, only the connection's own identity may read or steer it."""
+        if not identities.required:
+            return
+        try:
+            user = identities.tokens.verify(token)
+        except TokenRejected as exc:
+            raise HTTPException(401, str(exc)) from None
+        if identities.owner(webrtc_id) != user:  # another's, or none: the same answer
+            raise HTTPException(404, f"no voice connection '{webrtc_id}'")
+
+    @router.get(f"{voice_path}/token")
+    async def voice_token(request: Request, user: str | None = Query(None, max_length=256)) -> dict:
+        """A short-lived token that lets a voice connection speak as you (send your API key)."""
+        if not identities.required:
+            raise HTTPException(404, "this server has no identities (no API keys): voice needs no token")
+        principal = await authenticate(request)
+        return {"token": identities.tokens.issue(end_user_id(principal, user)),
+                "expires_in": int(identities.tokens.ttl_s)}
+
+    @router.post(f"{voice_path}/webrtc/offer")
+    async def webrtc_offer(request: Request) -> Any:
+        """FastRTC's offer route, with the identity check in front when there are identities."""
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the offer must be JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("webrtc_id"), str) \
+                or not isinstance(body.get("type"), str) or len(body["webrtc_id"]) > 200:
+            raise HTTPException(400, "the offer needs 'type' and 'webrtc_id'")
+        webrtc_id, token = body["webrtc_id"], body.pop("token", None)
+        if identities.required:
+            try:
+                if body["type"] == "offer" and identities.owner(webrtc_id) is None:
+                    identities.bind(webrtc_id, token)
+                elif identities.tokens.verify(token) != identities.owner(webrtc_id):
+                    raise TokenRejected("the voice token is for another connection")
+            except TokenRejected as exc:
+                return JSONResponse(status_code=401, content={"status": "failed", "meta": {
+                    "error": "unauthorized", "message": str(exc)}})
+        answer = await stream.handle_offer(body, set_outputs=stream.set_additional_outputs(webrtc_id))
+        if body["type"] == "offer" and webrtc_id not in stream.pcs:
+            identities.forget(webrtc_id)  # refused or failed: nothing holds the identity
+        return answer
 
     @router.get("/healthz")
     async def healthz() -> dict:
@@ -28,12 +78,13 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
                 "personas": [p.id for p in personas.all()]}
 
     @router.get(f"{voice_path}/outputs")
-    async def voice_outputs(webrtc_id: str) -> StreamingResponse:
+    async def voice_outputs(webrtc_id: str, token: str | None = Query(None, max_length=1024)) -> StreamingResponse:
         """Server-sent events with the transcript and turn timings of one connection.
 
         FastRTC does not put AdditionalOutputs on the websocket, so a websocket or
         phone client reads them here.
         """
+        owned_by_caller(webrtc_id, token)
         if webrtc_id not in stream.connections and webrtc_id not in stream.additional_outputs:
             raise HTTPException(404, f"no voice connection '{webrtc_id}'")
 
@@ -47,6 +98,7 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
     @router.post(f"{voice_path}/settings")
     async def voice_settings(body: VoiceSettingsBody) -> dict:
         """Pick the persona of a live voice connection (websocket and phone clients)."""
+        owned_by_caller(body.webrtc_id, body.token)
         try:
             persona = personas.get(body.persona_id)
         except PersonaError as exc:

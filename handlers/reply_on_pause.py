@@ -33,6 +33,7 @@ from fastrtc.utils import create_message, current_context, split_output
 
 from handlers.audio import resample, to_mono_int16
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
+from handlers.voice_identity import VoiceIdentities
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
 from providers.fallback import transcribe_as
 from providers.base import AudioClip
@@ -51,7 +52,7 @@ _early_stt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-stt")
 class CozyReplyOnPause(ReplyOnPause):
     def __init__(self, runner: VoiceTurnRunner, vad: SileroVad, turn_options: TurnDetectorOptions,
                  output_sample_rate: int = 24_000, barge_in: bool = True,
-                 default_persona: str | None = None):
+                 default_persona: str | None = None, identities: VoiceIdentities | None = None):
         super().__init__(
             fn=runner.run,
             algo_options=AlgoOptions(max_continuous_speech_s=turn_options.max_turn_s),
@@ -74,10 +75,11 @@ class CozyReplyOnPause(ReplyOnPause):
         self._early: Future | None = None
         self._last_speech_at = 0.0
         self.conversation = Conversation(persona_id=default_persona)
+        self.identities = identities
 
     def copy(self) -> "CozyReplyOnPause":
         return CozyReplyOnPause(self.runner, self.vad, self.turn_options, self.output_sample_rate,
-                                self.can_interrupt, self.default_persona)
+                                self.can_interrupt, self.default_persona, self.identities)
 
     @property
     def _needs_additional_inputs(self) -> bool:
@@ -198,6 +200,8 @@ class CozyReplyOnPause(ReplyOnPause):
                 self._announced_audio = False
                 if self.phone_mode:
                     self._as_phone_caller()
+                else:
+                    self._as_token_holder()
                 self.generator = self.runner.run(turn, self.conversation)
             generator = self.generator
         try:
@@ -222,6 +226,15 @@ class CozyReplyOnPause(ReplyOnPause):
             call_id = getattr(context, "webrtc_id", None) or uuid.uuid4().hex
             self.conversation.user_id = f"phone:{call_id}"[:128]
             self.conversation.channel = "phone"
+
+    def _as_token_holder(self) -> None:
+        """With identities, a connection speaks as the identity its token named."""
+        if self.identities is None or not self.identities.required:
+            return
+        context = current_context.get(None)
+        owner = self.identities.owner(getattr(context, "webrtc_id", None) or "")
+        if owner is not None:
+            self.conversation.user_id = owner
 
     def _finish_turn(self, generator: Any) -> None:
         with self._lock:

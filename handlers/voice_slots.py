@@ -109,3 +109,16 @@ async def _forget_peer(holder: Any, webrtc_id: str | None) -> None:
         await pc.close()
     finally:
         holder.clean_up(webrtc_id)
+
+
+def on_connection_end(holder: Any, callback: Any) -> None:
+    """Call `callback(connection_id)` whenever FastRTC cleans a connection up (WebRTC included)."""
+    original = holder.clean_up
+
+    def clean_up(connection_id: str) -> Any:
+        try:
+            return original(connection_id)
+        finally:
+            callback(connection_id)
+
+    holder.clean_up = clean_up

@@ -6,6 +6,7 @@ from fastrtc import Stream
 from config import VoiceSettings
 from handlers.reply_on_pause import CozyReplyOnPause
 from handlers.turn_detector import TurnDetectorOptions
+from handlers.voice_identity import VoiceIdentities
 from handlers.voice_turn import VoiceTurnRunner
 from providers.offline.vad import SileroVad
 
@@ -22,7 +23,7 @@ def warm_fastrtc_resampling() -> None:
 
 
 def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSettings,
-                       default_persona: str) -> Stream:
+                       default_persona: str, identities: VoiceIdentities | None = None) -> Stream:
     turn_options = TurnDetectorOptions(
         speech_probability=voice.speech_probability,
         min_speech_s=voice.min_speech_s,
@@ -31,6 +32,6 @@ def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSett
     )
     warm_fastrtc_resampling()
     handler = CozyReplyOnPause(runner, vad, turn_options, output_sample_rate=voice.output_sample_rate,
-                               default_persona=default_persona)
+                               default_persona=default_persona, identities=identities)
     return Stream(handler, modality="audio", mode="send-receive",
                   concurrency_limit=voice.concurrency_limit, verbose=False)

@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
+from handlers.voice_identity import TokenRejected, VoiceIdentities
 from handlers.voice_slots import VoiceSlots
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,13 @@ class _ClientLeft(Exception):
 class GuardedWebSocket:
     """Looks like the WebSocket FastRTC expects; validates every frame it hands over."""
 
-    def __init__(self, websocket: WebSocket, start_field: str, slots: VoiceSlots, phone: bool):
+    def __init__(self, websocket: WebSocket, start_field: str, slots: VoiceSlots, phone: bool,
+                 identities: VoiceIdentities | None = None):
         self._ws = websocket
         self._start_field = start_field
         self._slots = slots
         self._phone = phone
+        self._identities = identities
         self._replay: dict | None = None
         self.connection_id: str | None = None
         self.refusal: _Refused | None = None
@@ -104,6 +107,11 @@ class GuardedWebSocket:
             # close remove) the first's entry, and with it its place in the count.
             if self._slots.id_in_use(connection_id):
                 raise _Refused(CLOSE_POLICY, f"a connection with this {self._start_field} is already open")
+            if self._identities is not None and self._identities.required:
+                try:  # the connection speaks as the identity its token names
+                    self._identities.bind(connection_id, data.get("token"))
+                except TokenRejected as exc:
+                    raise _Refused(CLOSE_POLICY, str(exc)) from None
             self._slots.websocket_ids.add(connection_id)
         self.connection_id = connection_id
 
@@ -163,13 +171,13 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSlots, phone: bool,
-                   stream: Stream) -> None:
+                   stream: Stream, identities: VoiceIdentities | None = None) -> None:
     await websocket.accept()
     if slots.busy():
         log.info("refusing a voice websocket: %d connections is the limit", slots.limit)
         await _close(websocket, CLOSE_BUSY, "too many voice connections; try again later")
         return
-    guarded = GuardedWebSocket(websocket, start_field, slots, phone)
+    guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities)
     slots.guarded += 1  # no await since busy(): the check and the count are one step
     try:
         await guarded.await_start()
@@ -188,14 +196,18 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
         slots.guarded -= 1
         if not phone and guarded.connection_id is not None:
             slots.release_websocket(guarded.connection_id, stream)
+            if identities is not None:
+                identities.forget(guarded.connection_id)
 
 
-def build_guard_routes(stream: Stream, slots: VoiceSlots, path: str = "/voice") -> APIRouter:
+def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdentities | None = None,
+                       path: str = "/voice") -> APIRouter:
     router = APIRouter()
 
     @router.websocket(f"{path}/websocket/offer")
     async def websocket_offer(websocket: WebSocket) -> None:
-        await _guarded(websocket, stream.websocket_offer, "websocket_id", slots, phone=False, stream=stream)
+        await _guarded(websocket, stream.websocket_offer, "websocket_id", slots, phone=False, stream=stream,
+                       identities=identities)
 
     @router.websocket(f"{path}/telephone/handler")
     async def telephone_handler(websocket: WebSocket) -> None:

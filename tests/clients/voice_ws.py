@@ -61,8 +61,9 @@ class TurnRecording:
 
 class VoiceWebsocketClient:
     def __init__(self, base_url: str, input_sample_rate: int = 16_000,
-                 output_sample_rate: int = 24_000):
+                 output_sample_rate: int = 24_000, token: str | None = None):
         self.base_url = base_url.rstrip("/")
+        self.token = token  # from GET /voice/token, on a server with identities
         self.ws_url = self.base_url.replace("http", "ws", 1) + "/voice/websocket/offer"
         self.input_rate = input_sample_rate
         self.output_rate = output_sample_rate
@@ -73,7 +74,8 @@ class VoiceWebsocketClient:
         self.frames: list[dict] = []  # every JSON frame the server sent on the socket
 
     def _opening_frames(self) -> list[dict]:
-        return [{"event": "start", "websocket_id": self.websocket_id}]
+        start = {"event": "start", "websocket_id": self.websocket_id}
+        return [{**start, "token": self.token} if self.token else start]
 
     def _media_frame(self, payload: str) -> dict:
         return {"event": "media", "media": {"payload": payload}}
@@ -112,7 +114,8 @@ class VoiceWebsocketClient:
     async def _read_events(self) -> None:
         url = f"{self.base_url}/voice/outputs"
         async with httpx.AsyncClient(timeout=None) as client:
-            async with client.stream("GET", url, params={"webrtc_id": self.websocket_id}) as response:
+            params = {"webrtc_id": self.websocket_id, **({"token": self.token} if self.token else {})}
+            async with client.stream("GET", url, params=params) as response:
                 async for line in response.aiter_lines():
                     if line.startswith("data: "):
                         self._recording.events.append(json.loads(line[6:]))

@@ -1,0 +1,119 @@
+"""Who is on a voice connection, when the server has identities at all.
+
+With API keys or JWTs configured, a voice client first asks `GET /voice/token`
+(with its key) for a short-lived signed token, and sends it in the websocket
+`start` frame or the WebRTC offer body as `"token"`. The connection then speaks
+as that identity (its memory, profile and conversations), and only that identity
+may read its outputs or change its settings. Without auth (a local console) no
+token is needed and everything is the local user, as before.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+TOKEN_TTL_S = 300  # long enough to open a connection; the connection itself may last longer
+MAX_TOKEN_CHARS = 1024
+
+
+class TokenRejected(ValueError):
+    """Missing, forged, expired or malformed; the message says which, never what was expected."""
+
+
+def load_secret(configured: str | None, data_dir: Path) -> bytes:
+    """COZY_SECRET when set, else a random key made once in the data dir (0600)."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "secret.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:
+        raise SystemExit(f"{path} is not a key this server wrote; remove it or set COZY_SECRET") from exc
+    key = secrets.token_bytes(32)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_secret(None, data_dir)
+    except OSError as exc:
+        raise SystemExit(f"Cannot create the signing key {path} ({exc.strerror}); set COZY_SECRET or make "
+                         f"{data_dir} writable") from exc
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex())
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class VoiceTokens:
+    def __init__(self, secret: bytes, ttl_s: float = TOKEN_TTL_S):
+        self._key = hashlib.sha256(b"cozyengine voice token\0" + secret).digest()  # this use's own key
+        self.ttl_s = ttl_s
+
+    def issue(self, user_id: str) -> str:
+        claims = {"sub": user_id, "exp": int(time.time() + self.ttl_s), "n": secrets.token_hex(8)}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return f"{body}.{_b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())}"
+
+    def verify(self, token: object) -> str:
+        if not isinstance(token, str) or not token:
+            raise TokenRejected("a voice token is required: GET /voice/token")
+        if len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            raise TokenRejected("the voice token is malformed")
+        body, signature = token.split(".")
+        expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(signature, expected):
+            raise TokenRejected("the voice token is not valid")
+        try:
+            claims = json.loads(_unb64(body))
+        except ValueError:
+            raise TokenRejected("the voice token is malformed") from None
+        if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) \
+                or not isinstance(claims.get("exp"), int):
+            raise TokenRejected("the voice token is malformed")
+        if claims["exp"] < time.time():
+            raise TokenRejected("the voice token has expired: get a new one")
+        return claims["sub"]
+
+
+class VoiceIdentities:
+    """connection id -> the identity it speaks as; None `tokens` means no identities (local console)."""
+
+    def __init__(self, tokens: VoiceTokens | None):
+        self.tokens = tokens
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def required(self) -> bool:
+        return self.tokens is not None
+
+    def bind(self, connection_id: str, token: object) -> str:
+        assert self.tokens is not None
+        user = self.tokens.verify(token)
+        with self._lock:
+            self._owners[connection_id] = user
+        return user
+
+    def owner(self, connection_id: str) -> str | None:
+        with self._lock:
+            return self._owners.get(connection_id)
+
+    def forget(self, connection_id: str) -> None:
+        with self._lock:
+            self._owners.pop(connection_id, None)
