@@ -53,6 +53,10 @@ class MemoryLearner:
 
             def work(cursor, message_id=message_id, persona_id=persona_id, user_id=user_id,
                      facts=facts, policy=policy) -> None:
+                # Writes are serial: if the user was erased since the read above, learn nothing.
+                if cursor.execute("SELECT 1 FROM memory_backlog WHERE message_id = ?", [message_id]).fetchone() \
+                        is None:
+                    return
                 if facts and user_id:
                     LocalChatMemory.remember(cursor, user_id, persona_id, facts, policy, message_id)
                     LocalUserProfile.update(cursor, user_id, facts, message_id)

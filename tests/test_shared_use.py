@@ -159,3 +159,26 @@ def test_end_users_behind_one_key_keep_their_conversations_apart(shared_app):
     assert client(shared_app, "ada").chat.completions.with_raw_response.create(  # another key's "ada" is not cy's
         model="concise", user="ada", max_tokens=4, messages=[{"role": "user", "content": "Hi"}]).headers[
         "x-session-id"] != ada_session
+
+
+def test_a_user_sees_everything_stored_about_them_and_can_erase_it(shared_app):
+    def me(key: str, method: str = "GET", **params) -> dict:
+        response = httpx.request(method, f"{shared_app.base_url}/v1/users/me", params=params, timeout=30,
+                                 headers={"authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    for user in ("dee", "eve"):  # two end users of one key
+        client(shared_app, "bob").chat.completions.create(
+            model="companion", user=user, max_tokens=8,
+            messages=[{"role": "user", "content": f"My name is {user.title()} and I love tea."}])
+    dee = me("key-bob", user="dee")
+    assert [m["content"] for m in dee["messages"] if m["role"] == "user"] == ["My name is Dee and I love tea."]
+    assert dee["sessions"] and all("Eve" not in m["content"] for m in dee["messages"])
+
+    erased = me("key-bob", "DELETE", user="dee")
+    assert erased["deleted"] and erased["erased"]["messages"] >= 2 and erased["erased"]["sessions"] == 1
+    after = me("key-bob", user="dee")
+    assert after["sessions"] == after["messages"] == after["memories"] == after["profile"] == []
+    assert [m["content"] for m in me("key-bob", user="eve")["messages"] if m["role"] == "user"] == [
+        "My name is Eve and I love tea."]  # the other end user keeps everything
