@@ -72,12 +72,11 @@ class VoiceTurnRunner:
         self.orchestrator = orchestrator
         self.output_sample_rate = output_sample_rate
         self._apology_tts = apology_tts or tts
-        self._apology_audio: np.ndarray | None = None
-        self._busy_audio: np.ndarray | None = None
+        self._canned: dict[str, np.ndarray] = {}  # sentences said when the chain may be what broke
 
     def warmup(self) -> None:
-        self._apology_audio = self._speak_all(self._apology_tts, APOLOGY)
-        self._busy_audio = self._speak_all(self._apology_tts, BUSY)
+        for text in (APOLOGY, BUSY):
+            self._say(text)
 
     def _to_output(self, clip: AudioClip) -> np.ndarray:
         return resample(clip.samples, clip.sample_rate, self.output_sample_rate)
@@ -86,17 +85,18 @@ class VoiceTurnRunner:
         clips = [self._to_output(c) for c in tts.synthesize(text)]
         return np.concatenate(clips) if clips else np.zeros(0, dtype=np.int16)
 
+    def _say(self, text: str) -> tuple[int, np.ndarray]:
+        """Pre-synthesised at start-up by the local voice, so it plays even when TTS is what broke."""
+        if text not in self._canned:
+            self._canned[text] = self._speak_all(self._apology_tts, text)
+        return self.output_sample_rate, self._canned[text]
+
     def apology(self) -> tuple[int, np.ndarray]:
-        """Pre-synthesised at start-up, so it plays even when TTS is what broke."""
-        if self._apology_audio is None:
-            self._apology_audio = self._speak_all(self._apology_tts, APOLOGY)
-        return self.output_sample_rate, self._apology_audio
+        return self._say(APOLOGY)
 
     def busy(self) -> tuple[int, np.ndarray]:
         """Said when a local model's queue is full: at once, instead of a long silence."""
-        if self._busy_audio is None:
-            self._busy_audio = self._speak_all(self._apology_tts, BUSY)
-        return self.output_sample_rate, self._busy_audio
+        return self._say(BUSY)
 
     def _transcribe(self, turn: SpokenTurn, requester: str) -> str:
         if turn.early_transcript is not None:

@@ -56,8 +56,6 @@ class QueueStats:
     served: int = 0
     refused: int = 0
     waiting: int = 0
-    last_wait_s: float = 0.0
-    job_s: float = 0.0  # recent job length (moving average): the basis of retry-after
 
 
 class FairQueue:
@@ -72,14 +70,13 @@ class FairQueue:
         self._running = False
         self._waiting: dict[str, deque[_Ticket]] = {}
         self._rotation: deque[str] = deque()  # requesters with waiting tickets, next first
-        self._job_s = 2.0
+        self._job_s = 2.0  # recent job length (moving average): the basis of retry-after
         self._served = 0
         self._refused = 0
-        self._last_wait_s = 0.0
 
     def stats(self) -> QueueStats:
         with self._lock:
-            return QueueStats(self._served, self._refused, self._count_waiting(), self._last_wait_s, self._job_s)
+            return QueueStats(self._served, self._refused, self._count_waiting())
 
     def _count_waiting(self) -> int:
         return sum(len(tickets) for tickets in self._waiting.values())
@@ -172,15 +169,13 @@ class FairQueue:
         finally:
             with self._lock:
                 self._served += 1
-                self._last_wait_s = waited_s
                 self._job_s = 0.7 * self._job_s + 0.3 * (time.monotonic() - started)
                 self._hand_on()
 
 
 class QueuedChatModel:
-    """A local chat model behind a FairQueue; yields QUEUED, then STARTED, then its deltas."""
-
-    queued = True  # the fallback chain waits for STARTED before its deadlines apply
+    """A local chat model behind a FairQueue; yields QUEUED, then STARTED, then its deltas
+    (the fallback chain applies its deadlines from STARTED on)."""
 
     def __init__(self, model: Any, queue: FairQueue):
         self.model = model
@@ -229,8 +224,6 @@ def split_at_pauses(clip: AudioClip, piece_s: float = PIECE_S) -> list[AudioClip
 
 class QueuedSTT:
     """A local speech-to-text model behind a FairQueue, a piece of long audio per turn."""
-
-    queued = True
 
     def __init__(self, model: Any, queue: FairQueue):
         self.model = model

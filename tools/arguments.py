@@ -115,29 +115,30 @@ def _schema_error(error: schema_errors.ValidationError) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Any:
-    """A checked validator per schema: checking the schema itself costs far more than the
-    arguments, and a tool's schema only changes when its server lists it again."""
+def _schema_facts(schema_json: str) -> tuple[Any, bool]:
+    """(a checked validator or None when the schema is invalid, whether the tool takes paths),
+    once per schema: checking the schema itself costs far more than the arguments, and a
+    tool's schema only changes when its server lists it again."""
     schema = json.loads(schema_json)
     validator_class = validators.validator_for(schema, default=validators.Draft202012Validator)
     try:
         validator_class.check_schema(schema)
     except schema_errors.SchemaError:
-        return None
-    return validator_class(schema)
+        return None, False
+    return validator_class(schema), _names_a_path(schema)
 
 
 def check_arguments(arguments: dict[str, Any], schema: dict[str, Any], declared_kinds: dict[str, str],
                     limits: ArgumentLimits, url_guard: UrlGuard) -> None:
     """Raise ArgumentError for the first problem; return quietly when the arguments may go."""
     _walk_strings(arguments, limits)
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator, takes_paths = _schema_facts(json.dumps(schema, sort_keys=True))
     if validator is None:
         raise ArgumentError("the tool's input schema is invalid")
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     if errors:
         raise ArgumentError(_schema_error(errors[0]))
-    restricts_paths = "path" in declared_kinds.values() or _names_a_path(schema)
+    restricts_paths = takes_paths or "path" in declared_kinds.values()
     _check_values(arguments, None, "", schema, declared_kinds, restricts_paths, url_guard)
 
 
@@ -170,14 +171,15 @@ def _check_values(value: Any, key: str | None, where: str, schema: Any, declared
         for item in value:  # items keep the key of their array: "urls": [...] holds URLs
             _check_values(item, key, where, schema.get("items", {}), declared, restricts_paths, url_guard)
     elif isinstance(value, str):
+        url_shaped = bool(_URL_SHAPED.match(value.strip()))
         declared_here = {key: declared[where]} if key is not None and where in declared else declared
         kind = argument_kind(key, schema, declared_here) if key is not None else \
             ("url" if schema.get("format") in ("uri", "url", "iri") else None)
-        if kind == "path" or (restricts_paths and _PATH_SHAPED.search(value) and not _URL_SHAPED.match(value)):
+        if kind == "path" or (restricts_paths and _PATH_SHAPED.search(value) and not url_shaped):
             check_path(value)
         if kind == "command":
             check_command(value)
-        if kind == "url" or _URL_SHAPED.match(value.strip()):
+        if kind == "url" or url_shaped:
             try:
                 url_guard.check(value)
             except BlockedUrl as exc:

@@ -34,15 +34,15 @@ from tools.manager import ToolServerManager
 from tools.pins import PinStore
 from tools.policy import ConfirmationBook, PolicyDenied, check_allowlist, check_side_effect, side_effect_decision
 from tools.redaction import redact, redact_text
-from tools.results import cap_text, defuse, render_result, wrap_untrusted
+from tools.results import defuse, render_result, render_untrusted
 from tools.schemas import openai_tool
 from tools.ssrf import Resolver, UrlGuard
-from tools.text_safety import find_instructions
 
 log = logging.getLogger(__name__)
 
 META_PREFIX = "cozyengine/"  # _meta keys the gateway sets; servers trust these, never arguments
 REFUSED_META_KEY = META_PREFIX + "refused"  # a server's own security refusal (e.g. a blocked redirect)
+REFUSAL_MAX_BYTES = 2000  # a refusal says why in a sentence or two
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -252,10 +252,8 @@ class ToolGateway:
             raise _Failed(f"{entry.name} failed: the tool server gave no usable answer") from None
         refused = (result.meta or {}).get(REFUSED_META_KEY)
         if refused:
-            text = cap_text(str(refused), 2000)[0]
-            flags = find_instructions(text, strict=False)
-            event.flags = flags
-            raise _RefusedByServer(wrap_untrusted(entry.name, text, flags, status="denied"), flags)
+            rendered = render_untrusted(entry.name, str(refused), REFUSAL_MAX_BYTES, status="denied")
+            raise _RefusedByServer(rendered.text, rendered.flags)
         rendered = render_result(entry.name, result, entry.spec.max_result_bytes)
         event.result_bytes, event.truncated, event.flags = rendered.result_bytes, rendered.truncated, rendered.flags
         if result.is_error:

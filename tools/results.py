@@ -65,8 +65,12 @@ def wrap_untrusted(tool: str, text: str, flags: list[str], status: str = "ok") -
            f"{defuse(text)}\n</{TAG}>"
 
 
-def render_result(tool: str, result: mcp_types.CallToolResult, max_bytes: int) -> RenderedResult:
-    text, size, truncated = cap_text(result_text(result), max_bytes)
+def render_untrusted(tool: str, text: str, max_bytes: int, status: str = "ok") -> RenderedResult:
+    """Any text a server wrote, however it came (content, error, `_meta`): capped, scanned, delimited."""
+    text, size, truncated = cap_text(text, max_bytes)
     flags = find_instructions(text, strict=False)
-    status = "error" if result.is_error else "ok"
     return RenderedResult(wrap_untrusted(tool, text, flags, status), size, truncated, flags)
+
+
+def render_result(tool: str, result: mcp_types.CallToolResult, max_bytes: int) -> RenderedResult:
+    return render_untrusted(tool, result_text(result), max_bytes, "error" if result.is_error else "ok")
