@@ -120,6 +120,58 @@ class ContextSettings:
 
 
 @dataclass(frozen=True)
+class VisitorLimits:
+    """What one visitor of a public server may use (the global limits stay on top)."""
+
+    voice_minutes_per_hour: float = 30.0
+    voice_connections: int = 1  # open at once, per visitor
+    messages_per_minute: int = 20  # typed and spoken turns together
+    upload_bytes: int = 2_000_000
+
+    @classmethod
+    def from_env(cls) -> "VisitorLimits":
+        return cls(
+            voice_minutes_per_hour=_env_float("COZY_VISITOR_VOICE_MINUTES_PER_HOUR", cls.voice_minutes_per_hour),
+            voice_connections=_env_int("COZY_VISITOR_VOICE_CONNECTIONS", cls.voice_connections),
+            messages_per_minute=_env_int("COZY_VISITOR_MESSAGES_PER_MINUTE", cls.messages_per_minute),
+            upload_bytes=_env_int("COZY_VISITOR_UPLOAD_BYTES", cls.upload_bytes),
+        )
+
+
+@dataclass(frozen=True)
+class TurnServerSettings:
+    """ICE servers for WebRTC behind NAT (a Space always is): our own TURN, or HF's via HF_TOKEN."""
+
+    urls: tuple[str, ...] = ()
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+    hf_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls) -> "TurnServerSettings":
+        urls = tuple(u.strip() for u in os.environ.get("COZY_TURN_URLS", "").split(",") if u.strip())
+        return cls(urls, os.environ.get("COZY_TURN_USERNAME") or None,
+                   os.environ.get("COZY_TURN_CREDENTIAL") or None, os.environ.get("HF_TOKEN") or None)
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    """The moderation chain in front of and behind the model (providers/moderation)."""
+
+    timeout_s: float = 2.0
+    openai_model: str = "omni-moderation-latest"
+
+    @classmethod
+    def from_env(cls) -> "ModerationSettings":
+        return cls(timeout_s=_env_float("COZY_MODERATION_TIMEOUT_S", cls.timeout_s),
+                   openai_model=os.environ.get("COZY_MODERATION_MODEL", cls.openai_model))
+
+
+def _truthy(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
@@ -131,6 +183,13 @@ class Settings:
     context: ContextSettings = field(default_factory=ContextSettings)
     db_path: Path | None = None  # None: <data_dir>/cozy.duckdb
     secret: str | None = field(default=None, repr=False)  # signs voice tokens; None: a key made in data_dir
+    # Public mode: every visitor is an identity of their own (space/visitors.py); on a
+    # Hugging Face Space (SYSTEM=spaces) it is always on.
+    public: bool = False
+    on_spaces: bool = False
+    visitor_limits: VisitorLimits = field(default_factory=VisitorLimits)
+    turn_servers: TurnServerSettings = field(default_factory=TurnServerSettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
 
     @property
     def models_dir(self) -> Path:
@@ -142,9 +201,13 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
+        on_spaces = os.environ.get("SYSTEM") == "spaces"
+        # A Space routes its public address to $PORT on every interface.
+        host = os.environ.get("COZY_HOST") or ("0.0.0.0" if on_spaces else cls.host)  # noqa: S104
+        port = _env_int("COZY_PORT", _env_int("PORT", cls.port) if on_spaces else cls.port)
         return cls(
-            host=os.environ.get("COZY_HOST", cls.host),
-            port=_env_int("COZY_PORT", cls.port),
+            host=host,
+            port=port,
             data_dir=_env_path("COZY_DATA_DIR", cls.data_dir),
             personas_dir=_env_path("COZY_PERSONAS_DIR", cls.personas_dir),
             default_persona=os.environ.get("COZY_DEFAULT_PERSONA", cls.default_persona),
@@ -153,4 +216,9 @@ class Settings:
             context=ContextSettings.from_env(),
             db_path=_env_path("COZY_DB_PATH", None) if os.environ.get("COZY_DB_PATH") else None,
             secret=os.environ.get("COZY_SECRET") or None,
+            public=on_spaces or _truthy(os.environ.get("COZY_PUBLIC")),
+            on_spaces=on_spaces,
+            visitor_limits=VisitorLimits.from_env(),
+            turn_servers=TurnServerSettings.from_env(),
+            moderation=ModerationSettings.from_env(),
         )
