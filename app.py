@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -23,7 +24,11 @@ from fastapi import FastAPI  # noqa: E402
 
 from config import Settings  # noqa: E402
 from handlers.api import install_api  # noqa: E402
-from handlers.api.auth import AuthConfig, Authenticator, check_bind_address  # noqa: E402
+from handlers.api.auth import LOCAL_USER, AuthConfig, Authenticator, check_bind_address  # noqa: E402
+from handlers.ice_servers import rtc_configuration  # noqa: E402
+from handlers.visitor_limits import VisitorLimiter  # noqa: E402
+from handlers.visitors import BrowserIdentity, VisitorCookieMiddleware, VisitorCookies  # noqa: E402
+from handlers.warming_up import WarmingUp  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
 from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, observe_queue_wait,  # noqa: E402
@@ -39,7 +44,7 @@ from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import build_chains  # noqa: E402
 from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT  # noqa: E402
 from providers.offline.loader import load_offline_models  # noqa: E402
-from space.ui import build_ui  # noqa: E402
+from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
 from handlers.knowledge_mcp import KnowledgeEndpoint  # noqa: E402
 from tools.config import ServerSpec, ToolSpec, load_config  # noqa: E402
@@ -50,9 +55,9 @@ from tools.servers.knowledge import build_knowledge_server  # noqa: E402
 log = logging.getLogger("cozyengine")
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings, progress: Callable[[str], None] = log.info) -> FastAPI:
     personas = PersonaCatalog(settings.personas_dir, settings.default_persona)
-    models = load_offline_models(settings, progress=lambda line: log.info("loading %s", line))
+    models = load_offline_models(settings, progress=progress)
     m = settings.models
     queues = {modality: FairQueue(f"{modality}:{model.name}", m.local_queue_max, m.local_queue_per_user,
                                   m.local_queue_max_wait_s, on_wait=observe_queue_wait)
@@ -64,17 +69,24 @@ def build_app(settings: Settings) -> FastAPI:
     services = build_chat_services(settings, personas, llm)
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
+    progress("starting tool servers")
     gateway = start_tools(settings, audit, knowledge_mcp.url(settings.port))
     services.orchestrator.tools = GatewayToolRunner(gateway)
+    services.personal_data.tool_servers = gateway  # "forget me" reaches the notes server's file too
     # The apology is made once, by the local voice: it must play when the chain is what broke.
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
                              apology_tts=models.tts)
+    progress("warming up the voice")
     runner.warmup()
-    authenticator = Authenticator(AuthConfig.from_env())
-    # With API identities, voice connections carry one too (a token from GET /voice/token).
-    identities = VoiceIdentities(VoiceTokens(load_secret(settings.secret, settings.data_dir))
-                                 if authenticator.config.enabled else None)
-    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities)
+    authenticator = Authenticator(AuthConfig.from_env(), public=settings.public)
+    # With API identities or visitors, voice connections carry one too (GET /voice/token).
+    secret = load_secret(settings.secret, settings.data_dir) if settings.public or authenticator.config.enabled \
+        else None
+    limiter = VisitorLimiter(settings.visitor_limits) if settings.public else None
+    identities = VoiceIdentities(VoiceTokens(secret) if secret else None, limiter)
+    browser = BrowserIdentity(VisitorCookies(secret)) if settings.public else BrowserIdentity(None, LOCAL_USER)
+    ice = rtc_configuration(settings.turn_servers)
+    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
     slots = VoiceSlots(settings.voice.concurrency_limit)
@@ -96,14 +108,19 @@ def build_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
     install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_env()))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
-    app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator))
+    app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
     app.include_router(build_guard_routes(stream, slots, identities))  # before mount: these guarded routes win
     stream.mount(app, path="/voice")
-    blocks = build_ui(stream, services, personas, model_names, gateway, audit,
+    access = PageAccess(browser, identities, limiter, settings.visitor_limits.upload_bytes,
+                        login_button=settings.hf_oauth,
+                        voice_note=NO_TURN_NOTE if settings.public and ice is None else "")
+    blocks = build_ui(stream, services, personas, model_names, gateway, audit, access,
                       guard_voice=lambda component: guard_webrtc_offers(component, slots))
     stream.ui = blocks
+    if settings.public:
+        app.add_middleware(VisitorCookieMiddleware, cookies=browser.cookies)
     # Mounted last: Gradio at "/" would otherwise shadow the routes above.
-    return gr.mount_gradio_app(app, blocks, path="")
+    return gr.mount_gradio_app(app, blocks, path="", max_file_size=settings.visitor_limits.upload_bytes)
 
 
 def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str) -> ToolGateway:
@@ -132,10 +149,15 @@ def main() -> None:
     import uvicorn
 
     settings = Settings.from_env()
-    check_bind_address(settings.host, AuthConfig.from_env())
+    check_bind_address(settings.host, AuthConfig.from_env(), settings.public)
+    if settings.public or AuthConfig.from_env().enabled:
+        load_secret(settings.secret, settings.data_dir)  # a missing, unwritable key stops us here, clearly
+    if settings.public:
+        log.info("public mode: every visitor is an identity of their own; the API needs keys")
+    starting = WarmingUp(lambda progress: build_app(settings, progress))
     # Our own access log (handlers/request_id.py) covers the routes; uvicorn's would also
     # print the knowledge server's secret path.
-    uvicorn.run(build_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(starting, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 configure_logging(os.environ.get("COZY_LOG_LEVEL", "INFO"), os.environ.get("COZY_LOG_FORMAT", "json") == "json")

@@ -187,6 +187,7 @@ class Settings:
     # Hugging Face Space (SYSTEM=spaces) it is always on.
     public: bool = False
     on_spaces: bool = False
+    hf_oauth: bool = False  # a Space with `hf_oauth: true`: visitors may sign in with Hugging Face
     visitor_limits: VisitorLimits = field(default_factory=VisitorLimits)
     turn_servers: TurnServerSettings = field(default_factory=TurnServerSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
@@ -218,6 +219,7 @@ class Settings:
             secret=os.environ.get("COZY_SECRET") or None,
             public=on_spaces or _truthy(os.environ.get("COZY_PUBLIC")),
             on_spaces=on_spaces,
+            hf_oauth=on_spaces and bool(os.environ.get("OAUTH_CLIENT_ID")),
             visitor_limits=VisitorLimits.from_env(),
             turn_servers=TurnServerSettings.from_env(),
             moderation=ModerationSettings.from_env(),

@@ -11,6 +11,8 @@ from fastrtc import Stream
 from pydantic import BaseModel, Field
 
 from handlers.api.auth import end_user_id
+from handlers.visitor_limits import LimitReached
+from handlers.visitors import BrowserIdentity
 from handlers.voice_identity import TokenRejected, VoiceIdentities
 from handlers.voice_slots import VoiceSlots
 from personas.cards import PersonaCatalog, PersonaError
@@ -24,7 +26,7 @@ class VoiceSettingsBody(BaseModel):
 
 def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str, str],
                  slots: VoiceSlots, identities: VoiceIdentities, authenticate: Any,
-                 voice_path: str = "/voice") -> APIRouter:
+                 browser: BrowserIdentity, voice_path: str = "/voice") -> APIRouter:
     router = APIRouter()
 
     def owned_by_caller(webrtc_id: str, token: str | None) -> None:
@@ -40,12 +42,19 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
 
     @router.get(f"{voice_path}/token")
     async def voice_token(request: Request, user: str | None = Query(None, max_length=256)) -> dict:
-        """A short-lived token that lets a voice connection speak as you (send your API key)."""
+        """A short-lived token that lets a voice connection speak as you: send your API key,
+        or, from a browser on a public server, the visitor cookie the page set."""
         if not identities.required:
             raise HTTPException(404, "this server has no identities (no API keys): voice needs no token")
-        principal = await authenticate(request)
-        return {"token": identities.tokens.issue(end_user_id(principal, user)),
-                "expires_in": int(identities.tokens.ttl_s)}
+        visitor = browser.of(request) if browser.public and "authorization" not in request.headers else None
+        if visitor is not None:
+            who = visitor
+        elif browser.public and "authorization" not in request.headers:
+            raise HTTPException(401, "no identity: open the page first (it sets your visitor cookie), "
+                                     "or send your API key")
+        else:
+            who = end_user_id(await authenticate(request), user)
+        return {"token": identities.tokens.issue(who), "expires_in": int(identities.tokens.ttl_s)}
 
     @router.post(f"{voice_path}/webrtc/offer")
     async def webrtc_offer(request: Request) -> Any:
@@ -67,6 +76,9 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
             except TokenRejected as exc:
                 return JSONResponse(status_code=401, content={"status": "failed", "meta": {
                     "error": "unauthorized", "message": str(exc)}})
+            except LimitReached as exc:
+                return JSONResponse(status_code=429, content={"status": "failed", "meta": {
+                    "error": "limit_reached", "message": str(exc)}})
         answer = await stream.handle_offer(body, set_outputs=stream.set_additional_outputs(webrtc_id))
         if body["type"] == "offer" and webrtc_id not in stream.pcs:
             identities.forget(webrtc_id)  # refused or failed: nothing holds the identity

@@ -20,6 +20,8 @@ LOCAL_QUEUE_WAIT = Histogram("cozy_local_queue_wait_seconds", "Time a request wa
                              ["queue"], registry=REGISTRY,
                              buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 90))
 TOOL_CALLS = Counter("cozy_tool_calls_total", "Tool calls by decision", ["tool", "decision"], registry=REGISTRY)
+MODERATION_FLAGS = Counter("cozy_moderation_flags_total", "Texts flagged by moderation, one per category",
+                           ["direction", "category", "channel", "moderator"], registry=REGISTRY)
 
 
 class ProviderChainCollector:
@@ -73,6 +75,12 @@ class LocalQueueCollector:
             refused.add_metric([queue.name], stats.refused)
         yield waiting
         yield refused
+
+
+def count_moderation_flag(flag) -> None:
+    """The orchestrator's `on_flag` hook (an orchestrator.moderation.ModerationFlag)."""
+    for category in flag.categories or ("unspecified",):
+        MODERATION_FLAGS.labels(flag.direction, category, flag.channel, flag.moderator).inc()
 
 
 def observe_queue_wait(queue: str, seconds: float) -> None:

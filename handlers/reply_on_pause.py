@@ -33,6 +33,7 @@ from fastrtc.utils import create_message, current_context, split_output
 
 from handlers.audio import resample, to_mono_int16
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
+from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import VoiceIdentities
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
 from providers.fallback import transcribe_as
@@ -198,11 +199,12 @@ class CozyReplyOnPause(ReplyOnPause):
                     return None
                 self.send_message_sync(create_message("log", "pause_detected"))
                 self._announced_audio = False
+                refusal = None
                 if self.phone_mode:
                     self._as_phone_caller()
                 else:
-                    self._as_token_holder()
-                self.generator = self.runner.run(turn, self.conversation)
+                    refusal = self._as_token_holder()
+                self.generator = self.runner.notice(refusal) if refusal else self.runner.run(turn, self.conversation)
             generator = self.generator
         try:
             output = next(generator)
@@ -227,14 +229,21 @@ class CozyReplyOnPause(ReplyOnPause):
             self.conversation.user_id = f"phone:{call_id}"[:128]
             self.conversation.channel = "phone"
 
-    def _as_token_holder(self) -> None:
-        """With identities, a connection speaks as the identity its token named."""
+    def _as_token_holder(self) -> str | None:
+        """With identities, a connection speaks as the identity its token named, within
+        that identity's limits; returns what to say instead of a reply, if anything."""
         if self.identities is None or not self.identities.required:
-            return
+            return None
         context = current_context.get(None)
         owner = self.identities.owner(getattr(context, "webrtc_id", None) or "")
-        if owner is not None:
-            self.conversation.user_id = owner
+        if owner is None:  # never as anyone else: no identity, no reply
+            return "I don't know who you are yet. Please reload the page and try again."
+        self.conversation.user_id = owner
+        try:
+            self.identities.check_turn(owner)
+        except LimitReached as limit:
+            return str(limit)
+        return None
 
     def _finish_turn(self, generator: Any) -> None:
         with self._lock:

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from handlers.visitor_limits import VisitorLimiter
+
 TOKEN_TTL_S = 300  # long enough to open a connection; the connection itself may last longer
 MAX_TOKEN_CHARS = 1024
 
@@ -92,10 +94,14 @@ class VoiceTokens:
 
 
 class VoiceIdentities:
-    """connection id -> the identity it speaks as; None `tokens` means no identities (local console)."""
+    """connection id -> the identity it speaks as; None `tokens` means no identities (local console).
 
-    def __init__(self, tokens: VoiceTokens | None):
+    With a `limiter` (a public server), opening a connection and each spoken turn
+    also count against that identity's voice limits."""
+
+    def __init__(self, tokens: VoiceTokens | None, limiter: VisitorLimiter | None = None):
         self.tokens = tokens
+        self.limiter = limiter
         self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -104,16 +110,35 @@ class VoiceIdentities:
         return self.tokens is not None
 
     def bind(self, connection_id: str, token: object) -> str:
+        """The token's identity, once its signature and age check out (TokenRejected, LimitReached)."""
         assert self.tokens is not None
         user = self.tokens.verify(token)
-        with self._lock:
-            self._owners[connection_id] = user
+        self.bind_user(connection_id, user)
         return user
+
+    def bind_user(self, connection_id: str, user: str) -> None:
+        """For a caller the server identified itself (the page's own WebRTC, from its cookie)."""
+        with self._lock:
+            if self._owners.get(connection_id) == user:
+                return  # FastRTC re-sends a page's inputs on every change
+            if connection_id in self._owners:
+                raise TokenRejected("this voice connection belongs to someone else")
+            if self.limiter is not None:
+                self.limiter.voice_open(user, connection_id)
+            self._owners[connection_id] = user
 
     def owner(self, connection_id: str) -> str | None:
         with self._lock:
             return self._owners.get(connection_id)
 
+    def check_turn(self, user: str) -> None:
+        """Raises LimitReached when this identity may not have another spoken reply now."""
+        if self.limiter is not None:
+            self.limiter.voice_turn(user)
+            self.limiter.message(user)
+
     def forget(self, connection_id: str) -> None:
         with self._lock:
             self._owners.pop(connection_id, None)
+        if self.limiter is not None:
+            self.limiter.voice_closed(connection_id)

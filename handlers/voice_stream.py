@@ -1,6 +1,8 @@
 """The one FastRTC Stream every channel shares: Gradio UI, mounted routes, phone."""
 from __future__ import annotations
 
+from typing import Any
+
 from fastrtc import Stream
 
 from config import VoiceSettings
@@ -23,7 +25,8 @@ def warm_fastrtc_resampling() -> None:
 
 
 def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSettings,
-                       default_persona: str, identities: VoiceIdentities | None = None) -> Stream:
+                       default_persona: str, identities: VoiceIdentities | None = None,
+                       rtc_configuration: Any = None) -> Stream:
     turn_options = TurnDetectorOptions(
         speech_probability=voice.speech_probability,
         min_speech_s=voice.min_speech_s,
@@ -33,5 +36,5 @@ def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSett
     warm_fastrtc_resampling()
     handler = CozyReplyOnPause(runner, vad, turn_options, output_sample_rate=voice.output_sample_rate,
                                default_persona=default_persona, identities=identities)
-    return Stream(handler, modality="audio", mode="send-receive",
+    return Stream(handler, modality="audio", mode="send-receive", rtc_configuration=rtc_configuration,
                   concurrency_limit=voice.concurrency_limit, verbose=False)

@@ -94,6 +94,10 @@ class VoiceTurnRunner:
     def apology(self) -> tuple[int, np.ndarray]:
         return self._say(APOLOGY)
 
+    def notice(self, text: str) -> Iterator[Any]:
+        """Say this instead of a reply (a limit, a missing identity), in the local voice."""
+        yield self.output_sample_rate, self._speak_all(self._apology_tts, text)
+
     def busy(self) -> tuple[int, np.ndarray]:
         """Said when a local model's queue is full: at once, instead of a long silence."""
         return self._say(BUSY)

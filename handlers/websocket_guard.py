@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
+from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import TokenRejected, VoiceIdentities
 from handlers.voice_slots import VoiceSlots
 
@@ -110,8 +111,8 @@ class GuardedWebSocket:
             if self._identities is not None and self._identities.required:
                 try:  # the connection speaks as the identity its token names
                     self._identities.bind(connection_id, data.get("token"))
-                except TokenRejected as exc:
-                    raise _Refused(CLOSE_POLICY, str(exc)) from None
+                except (TokenRejected, LimitReached) as exc:
+                    raise _Refused(CLOSE_POLICY, str(exc)[:120]) from None
             self._slots.websocket_ids.add(connection_id)
         self.connection_id = connection_id
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from config import Settings
@@ -11,10 +12,15 @@ from memory.learner import MemoryLearner
 from memory.user_profile import LocalUserProfile
 from orchestrator.chat import ChatOrchestrator, ToolRunner
 from orchestrator.context import ContextGatherer, ContextTimeouts
+from orchestrator.moderation import ModerationGate, OnFlag
 from personas.cards import PersonaCatalog
 from providers.base import ChatModel
+from providers.moderation.base import Moderator
+from providers.moderation.chain import build_moderation
+from storage.audit import DuckDbAuditSink
 from storage.conversations import ConversationStore
 from storage.database import Database
+from storage.erasure import PersonalData
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,7 @@ class ChatServices:
     learner: MemoryLearner
     context: ContextGatherer
     orchestrator: ChatOrchestrator
+    personal_data: PersonalData  # what a user may see and erase; the host adds the tool servers
 
     def close(self) -> None:
         """Learn from every saved turn, then checkpoint and close the database."""
@@ -39,7 +46,11 @@ class ChatServices:
 
 def build_chat_services(settings: Settings, personas: PersonaCatalog, model: ChatModel,
                         tools: ToolRunner | None = None, context_budget_tokens: int | None = None,
-                        context: ContextGatherer | None = None) -> ChatServices:
+                        context: ContextGatherer | None = None, moderator: Moderator | None = None,
+                        on_moderation_flag: OnFlag | None = None) -> ChatServices:
+    """`moderator` defaults to the chain the environment configures (OpenAI's
+    endpoint with OPENAI_API_KEY, the offline lists always); its flags are audited
+    in this database and passed to `on_moderation_flag` (the host's metrics)."""
     db = Database(settings.database_path)
     conversations = ConversationStore(db)
     memory, profile, knowledge = LocalChatMemory(db), LocalUserProfile(db), LocalKnowledge(db)
@@ -49,5 +60,8 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
                                          ContextTimeouts(c.knowledge_timeout_s, c.profile_timeout_s,
                                                          c.memory_timeout_s))
     budget = context_budget_tokens or int(settings.models.llm_context_tokens * 0.75)
-    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget)
-    return ChatServices(db, conversations, memory, profile, knowledge, learner, context, orchestrator)
+    moderation = ModerationGate(moderator or build_moderation(settings.moderation, os.environ),
+                                DuckDbAuditSink(db), on_moderation_flag)
+    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget, moderation)
+    return ChatServices(db, conversations, memory, profile, knowledge, learner, context, orchestrator,
+                        PersonalData(db))

@@ -90,3 +90,34 @@ def audit_view(events: list[dict]) -> str:
         lines.append(f"| {when} | {e['persona_id']} | {e['channel']} | `{e['tool']}` | {e['decision']} | "
                      f"{reason} | {e['latency_ms'] or 0:.0f} |")
     return "\n".join(lines)
+
+
+def identity_view(user: str, public: bool) -> str:
+    if not public:
+        return "_Local console: everything here is yours._"
+    if user.startswith("hf:"):
+        return f"Signed in as **{user[3:]}**: your conversations, memories and notes are yours alone."
+    return (f"You are visitor `{user.split(':', 1)[-1][:8]}` (kept in a cookie on this browser): your "
+            "conversations, memories and notes are yours alone.")
+
+
+def stored_view(stored: dict[str, Any]) -> str:
+    """A summary a visitor can read; the API's GET /v1/users/me has the rows themselves."""
+    counts = [f"{len(stored.get(kind) or [])} {label}" for kind, label in (
+        ("sessions", "conversations"), ("messages", "messages"), ("memories", "memories"),
+        ("profile", "profile entries"), ("documents", "documents"), ("tool_calls", "tool calls"))]
+    lines = ["**Stored about you:** " + ", ".join(counts) + "."]
+    for memory in (stored.get("memories") or [])[:20]:
+        lines.append(f"- {memory['content']} _({memory['category']})_")
+    for server, text in (stored.get("tool_data") or {}).items():
+        lines.append(f"\n**{server}:**\n\n" + "\n".join(f"- {line}" for line in text.splitlines()[:50]))
+    return "\n".join(lines)
+
+
+def erased_view(outcome: dict[str, Any]) -> str:
+    erased = outcome.get("erased") or {}
+    total = sum(erased.values())
+    lines = [f"🧹 Everything stored about you was erased ({total} records deleted, not hidden)."]
+    for server, text in (outcome.get("tool_data") or {}).items():
+        lines.append(f"- {server}: {text}")
+    return "\n".join(lines)

@@ -62,3 +62,24 @@ def erase(db: Database, user_id: str) -> dict[str, int]:
         return counts
 
     return db.write(work)
+
+
+class PersonalData:
+    """One identity's data across every store: this database and the tool servers' own
+    (notes live in the notes server's file). `tool_servers` is anything with
+    `stored_about(user)` and `erase_identity(user)`, e.g. the tool gateway."""
+
+    def __init__(self, db: Database, tool_servers: Any = None):
+        self.db = db
+        self.tool_servers = tool_servers
+
+    def shown(self, user_id: str) -> dict[str, Any]:
+        shown = stored_about(self.db, user_id)
+        shown["tool_data"] = self.tool_servers.stored_about(user_id) if self.tool_servers is not None else {}
+        return shown
+
+    def erase(self, user_id: str) -> dict[str, Any]:
+        # Tool servers first: if one fails the user is told, and the database rows that
+        # show them what exists are still there to try again with.
+        tools = self.tool_servers.erase_identity(user_id) if self.tool_servers is not None else {}
+        return {"erased": erase(self.db, user_id), "tool_data": tools}

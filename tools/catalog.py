@@ -44,7 +44,9 @@ class ToolCatalog:
         self._declared_names = {tool for spec in config.servers for tool in spec.tools}
 
     def update(self, server: str, tools: list[mcp_types.Tool]) -> None:
-        judged = [self._judge(server, tool) for tool in tools]
+        # The engine's own privacy tools are not for any model: they are not catalogued at all.
+        engine_only = set(next((s.privacy.values() for s in self.config.servers if s.name == server), ()))
+        judged = [self._judge(server, tool) for tool in tools if tool.name not in engine_only]
         with self._lock:
             self._entries = {key: e for key, e in self._entries.items() if key[0] != server}
             self._entries.update({(e.server, e.name): e for e in judged})

@@ -64,6 +64,9 @@ class ServerSpec:
     # Written and reviewed by us. An unvetted server's network tools reach out only
     # through the gateway's egress proxy, and need the user's yes by default.
     vetted: bool = False
+    # Tools the engine itself calls, never the model, so a user can see and erase what
+    # this server stores about them: {"export": tool, "erase": tool}.
+    privacy: dict[str, str] = field(default_factory=dict)
 
     @property
     def transport(self) -> str:
@@ -205,7 +208,15 @@ def _server(index: int, data: Any, defaults: dict[str, Any], base: Path) -> Serv
         limits=resource_limits,
         share_identity=_flag(f"{where}.share_identity", data.get("share_identity", False)),
         vetted=_flag(f"{where}.vetted", data.get("vetted", False)),
+        privacy=_privacy(where, data.get("privacy") or {}),
     )
+
+
+def _privacy(where: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) - {"export", "erase"} \
+            or not all(isinstance(v, str) and v for v in value.values()):
+        raise ToolsConfigError(f"{where}.privacy must map 'export' and/or 'erase' to tool names")
+    return dict(value)
 
 
 def _flag(where: str, value: Any) -> bool:

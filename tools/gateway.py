@@ -271,6 +271,39 @@ class ToolGateway:
         session = self.pseudonyms.of(server.name, "session", context.session_id)
         return {"user_id": user, "session_id": session}, {META_PREFIX + "user": user}
 
+    # what a user may see and erase ----------------------------------------------------------
+    def stored_about(self, user_id: str) -> dict[str, str]:
+        """What each tool server with an export tool holds about this user, as it words it."""
+        return self._privacy_calls(user_id, "export")
+
+    def erase_identity(self, user_id: str) -> dict[str, str]:
+        """Have every tool server with an erase tool delete this user's data; server -> outcome."""
+        return self._privacy_calls(user_id, "erase")
+
+    def _privacy_calls(self, user_id: str, kind: str) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        context = ToolCallContext(user_id=user_id, session_id="", persona_id="", allowed_tools=(), channel="")
+        for server in self.servers.values():
+            tool = server.privacy.get(kind)
+            if not tool:
+                continue
+            _, meta = self._identity_for(server, context)
+            # Recorded without the user: after an erasure nothing may point back at them.
+            event = AuditEvent(tool=tool, user_id="", session_id="", persona_id="", channel="", arguments="",
+                               decision="allowed", layer="privacy", server=server.name, side_effect="write")
+            started = time.perf_counter()
+            try:
+                result = self.manager.call(server.name, tool, {}, meta, 10.0)
+                text = "\n".join(getattr(c, "text", "") for c in result.content)
+                outcomes[server.name] = defuse(text)[:20_000] if not result.is_error else "failed"
+            except Exception as exc:  # noqa: BLE001 - one server down must not stop the others
+                log.warning("%s of %s failed: %r", kind, server.name, exc)
+                event.error = f"{type(exc).__name__}"
+                outcomes[server.name] = f"unavailable: {server.name} did not answer; try again"
+            event.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            self._record(event)
+        return outcomes
+
     @staticmethod
     def _notice(tool: str, status: str, text: str) -> str:
         # Our own words (not the tool's), in the same block shape the model sees for every tool.

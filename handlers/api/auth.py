@@ -4,7 +4,9 @@
     COZY_JWT_SECRET=...                   (HS256; the user is the `sub` claim; `exp` is honoured)
 
 With neither set, every caller is the local user, and the server refuses to listen
-anywhere but loopback (see `check_bind_address`).
+anywhere but loopback (see `check_bind_address`), unless it runs in public mode
+(COZY_PUBLIC=1, or on a Hugging Face Space): then every route is behind an identity,
+and the API without keys answers 401.
 """
 from __future__ import annotations
 
@@ -55,9 +57,9 @@ def end_user_id(principal: str, end_user: str | None) -> str:
     return f"{principal}{END_USER_SEPARATOR}{end_user}"
 
 
-def check_bind_address(host: str, auth: AuthConfig) -> None:
-    """Refuse to expose an unauthenticated server beyond this machine."""
-    if auth.enabled:
+def check_bind_address(host: str, auth: AuthConfig, public: bool = False) -> None:
+    """Refuse to expose an unauthenticated server beyond this machine (public mode has identities)."""
+    if auth.enabled or public:
         return
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -65,7 +67,7 @@ def check_bind_address(host: str, auth: AuthConfig) -> None:
         loopback = False
     if not loopback:
         raise SystemExit(f"Refusing to listen on {host} without authentication: set COZY_API_KEYS or "
-                         "COZY_JWT_SECRET, or listen on 127.0.0.1.")
+                         "COZY_JWT_SECRET, serve in public mode (COZY_PUBLIC=1), or listen on 127.0.0.1.")
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -74,8 +76,12 @@ def _unauthorized(message: str) -> ApiError:
 
 
 class Authenticator:
-    def __init__(self, config: AuthConfig):
+    """`public`: a server open to the internet has no anonymous local user; without
+    keys configured its API answers no one."""
+
+    def __init__(self, config: AuthConfig, public: bool = False):
         self.config = config
+        self.public = public
         if config.jwt_secret and len(config.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             # RFC 7518: an HS256 key shorter than the hash can be brute-forced offline from one token.
             log.warning("COZY_JWT_SECRET is shorter than %d bytes; anyone holding one token can try to "
@@ -83,6 +89,9 @@ class Authenticator:
 
     def user_for(self, authorization: str | None) -> str:
         if not self.config.enabled:
+            if self.public:
+                raise _unauthorized("This is a public server: its API needs an API key, and none is configured "
+                                    "(the owner sets COZY_API_KEYS or COZY_JWT_SECRET).")
             return LOCAL_USER
         if not authorization or not authorization.lower().startswith("bearer "):
             raise _unauthorized("Missing bearer token: send 'Authorization: Bearer <your API key>'.")

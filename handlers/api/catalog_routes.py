@@ -14,7 +14,6 @@ from handlers.api.schemas import (ERROR_RESPONSES, Deleted, ModelCard, ModelList
 from orchestrator.services import ChatServices
 from personas.cards import Persona, PersonaError
 from storage.conversations import SessionNotFound
-from storage.erasure import erase, stored_about
 
 # The end user a session belongs to, as the chat request's `user` names them.
 END_USER_QUERY = Query(None, max_length=256, description="An end user of yours")
@@ -127,14 +126,14 @@ def build_catalog_router(services: ChatServices, authenticate, limiter) -> APIRo
         """Everything stored about you (or your end user `?user=`): conversations, memories,
         profile, documents and tool calls."""
         limiter.request(user_id)
-        return await asyncio.to_thread(stored_about, services.db, end_user_id(user_id, user))
+        return await asyncio.to_thread(services.personal_data.shown, end_user_id(user_id, user))
 
     @router.delete("/v1/users/me", responses=ERROR_RESPONSES, operation_id="deleteMyData")
     async def forget_me(user_id: str = Depends(authenticate), user: str | None = END_USER_QUERY) -> dict:
         """Erase everything stored about you (or your end user `?user=`): deleted, not hidden."""
         limiter.request(user_id)
         who = end_user_id(user_id, user)
-        erased = await asyncio.to_thread(erase, services.db, who)
-        return {"id": who, "object": "user.deleted", "deleted": True, "erased": erased}
+        outcome = await asyncio.to_thread(services.personal_data.erase, who)
+        return {"id": who, "object": "user.deleted", "deleted": True, **outcome}
 
     return router

@@ -32,7 +32,7 @@ from providers.errors import ModelBusy, ProviderError, is_context_overflow, is_i
 from storage.conversations import SessionNotFound
 
 log = logging.getLogger(__name__)
-FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
 
 def turn_failure(exc: ProviderError) -> ApiError:

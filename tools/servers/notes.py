@@ -68,5 +68,17 @@ def delete_note(note_id: Annotated[int, Field(ge=1, description="the note number
     raise ToolError(f"there is no note #{note_id}")
 
 
+# The engine's privacy tools (servers.yaml `privacy`): never catalogued, so no model sees them.
+@server.tool(description="Everything stored for the user (engine use only).", structured_output=False)
+def export_notes(ctx: Context) -> str:
+    notes = store().list(trusted_user_id(ctx), "all", limit=100_000)
+    return "\n".join(note.line() for note in notes) or "No notes."
+
+
+@server.tool(description="Erase everything stored for the user (engine use only).", structured_output=False)
+def forget_user(ctx: Context) -> str:
+    return f"Erased {store().erase(trusted_user_id(ctx))} notes and reminders."
+
+
 if __name__ == "__main__":
     server.run()

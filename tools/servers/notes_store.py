@@ -67,6 +67,12 @@ class NotesStore:
                                    [user_id, note_id]).fetchone()
         return row is not None
 
+    def erase(self, user_id: str) -> int:
+        with self._lock:
+            rows = self._db.execute("DELETE FROM notes WHERE user_id = ? RETURNING id", [user_id]).fetchall()
+            self._db.execute("CHECKPOINT")  # erased from the file, not only hidden
+        return len(rows)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
