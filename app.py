@@ -157,7 +157,10 @@ def main() -> None:
     starting = WarmingUp(lambda progress: build_app(settings, progress))
     # Our own access log (handlers/request_id.py) covers the routes; uvicorn's would also
     # print the knowledge server's secret path.
-    uvicorn.run(starting, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # Open browsers keep event streams open: on shutdown give them 5 s, then close them and
+    # finish our own work (tool servers, memory updates, checkpoint).
+    uvicorn.run(starting, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)
 
 
 configure_logging(os.environ.get("COZY_LOG_LEVEL", "INFO"), os.environ.get("COZY_LOG_FORMAT", "json") == "json")

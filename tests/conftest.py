@@ -77,11 +77,14 @@ class RunningApp:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_app(tmp_dir: Path, extra_env: dict[str, str] | None = None, ready_timeout_s: float = 240) -> RunningApp:
+def start_app(tmp_dir: Path, extra_env: dict[str, str] | None = None, ready_timeout_s: float = 240,
+              app_file: Path = ROOT / "app.py", port_variable: str = "COZY_PORT") -> RunningApp:
+    """`app_file` may be another copy of the app (a built Space folder); it runs from its folder.
+    A Space is told its port as PORT (`port_variable`)."""
     port = free_port()
-    env = {**os.environ, "COZY_HOST": "127.0.0.1", "COZY_PORT": str(port), **(extra_env or {})}
+    env = {**os.environ, "COZY_HOST": "127.0.0.1", port_variable: str(port), **(extra_env or {})}
     log_path = tmp_dir / f"app-{port}.log"
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, str(app_file)], cwd=app_file.parent, env=env,
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     app = RunningApp(f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + ready_timeout_s
