@@ -7,6 +7,7 @@ memory: a restart forgives everyone, which is the right failure for a limit.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -39,7 +40,7 @@ class VisitorLimiter:
             while sent and now - sent[0] >= MINUTE_S:
                 sent.popleft()
             if len(sent) >= self.limits.messages_per_minute:
-                wait_s = int(MINUTE_S - (now - sent[0])) + 1
+                wait_s = max(1, math.ceil(MINUTE_S - (now - sent[0])))
                 raise LimitReached(f"You've sent {self.limits.messages_per_minute} messages in the last minute. "
                                    f"Please wait {wait_s} seconds.")
             sent.append(now)

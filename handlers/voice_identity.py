@@ -38,6 +38,9 @@ def load_secret(configured: str | None, data_dir: Path) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise SystemExit(f"Cannot read the signing key {path} ({exc.strerror}); set COZY_SECRET or make "
+                         f"{data_dir} a writable folder") from exc
     except ValueError as exc:
         raise SystemExit(f"{path} is not a key this server wrote; remove it or set COZY_SECRET") from exc
     key = secrets.token_bytes(32)
@@ -48,7 +51,7 @@ def load_secret(configured: str | None, data_dir: Path) -> bytes:
         return load_secret(None, data_dir)
     except OSError as exc:
         raise SystemExit(f"Cannot create the signing key {path} ({exc.strerror}); set COZY_SECRET or make "
-                         f"{data_dir} writable") from exc
+                         f"{data_dir} a writable folder") from exc
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex())
     return key

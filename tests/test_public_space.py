@@ -193,3 +193,28 @@ def test_the_space_is_public_mode(space):
     stranger = Client(space.base_url, verbose=False)
     with pytest.raises(Exception, match="reload the page"):
         stranger.predict("hi", "concise", None, [], api_name="/type")
+
+
+@pytest.mark.parametrize("token", [None, "forged.token", VoiceTokens(b"another server").issue("visitor:x"),
+                                   VoiceTokens(SECRET.encode(), ttl_s=-60).issue("visitor:x"), "x" * 5000])
+def test_a_webrtc_offer_needs_a_valid_visitor_token(space, token):
+    body = {"sdp": "v=0", "type": "offer", "webrtc_id": uuid.uuid4().hex, **({"token": token} if token else {})}
+    response = httpx.post(f"{space.base_url}/voice/webrtc/offer", json=body, timeout=10)
+    assert response.status_code in (401, 422) and httpx.get(f"{space.base_url}/healthz").json()[
+        "voice_connections"] == 0
+
+
+def test_forget_me_erases_the_visitor_everywhere_and_no_one_else(space, llm_vendor):
+    ada, bob = Visitor(space), Visitor(space)
+    llm_vendor.script.chat_turns.extend([note_call("passport in the drawer"), (["Noted."], [])])
+    ada.type("My name is Ada. Make a note: my passport is in the drawer.")
+    bob.type("My name is Bob. What is the time?")
+    assert wait_for(lambda: "passport" in ada.stored() and "Ada" in ada.stored())
+    bob_before = wait_for(lambda: (s := bob.stored()) and "Bob" in s and s)
+
+    erased = ada.page.predict(api_name="/forget")[0]  # the status line, then the emptied views
+    assert "erased" in erased and "Erased 1 notes" in erased
+    after = ada.stored()
+    assert "0 conversations, 0 messages, 0 memories, 0 profile entries, 0 documents, 0 tool calls" in after
+    assert "passport" not in after and "No notes." in after
+    assert bob.stored() == bob_before  # the other visitor keeps everything
