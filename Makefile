@@ -37,11 +37,16 @@ $(STAMP): requirements.txt requirements-models.txt constraints.txt Makefile
 	$(PY) -m providers.model_files prepare
 	touch $(STAMP)
 
-# Tests speak to the app with espeak-ng voices; install it where we can.
+# Tests speak to the app with espeak-ng voices, and open the page in Debian's chromium
+# (Playwright cannot download its own browser here); install them where we can. Each name
+# is both a command and its Debian package. Playwright 1.64 targets Chromium 156, what
+# Debian 12 ships now: keep the Playwright pin near Debian's chromium when either moves.
+TEST_TOOLS := espeak-ng chromium
 test-tools:
-	@command -v espeak-ng >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
-	  else echo "tests need espeak-ng: sudo apt-get install espeak-ng" >&2; exit 1; fi; }
+	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "tests need$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,171 @@
+"""A visitor's story on the public page, in a real browser (Playwright driving Debian's chromium).
+
+The page is opened the way a person opens it: the first load gives them a visitor cookie,
+a typed question gets an answer in the transcript, the page logs no errors, and "Forget me"
+erases them, so that coming back shows nothing of before. Playwright cannot download its
+own browsers here, so it drives the `chromium` that `make test` installs with apt.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Request, Route, expect, sync_playwright
+
+from config import Settings
+from providers import model_files
+from tests.conftest import isolated_env, start_app, stop_app
+
+# Generous: the app, the model and the browser share a busy 2-core machine.
+UI_TIMEOUT_MS = 60_000
+ANSWER_TIMEOUT_MS = 180_000
+APOLOGY = "Sorry, something went wrong on my side"
+# Third parties the page is known to load from (see stub_third_parties); a new one is worth a look,
+# since on a public server each visitor's browser reaches it.
+KNOWN_THIRD_PARTIES = {"fonts.googleapis.com", "cdnjs.cloudflare.com", "huggingface.co"}
+
+
+def debian_chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("this test drives Debian's chromium, which is not installed: run `apt-get install chromium` "
+                    "(`make test` installs it when run as root, as CI does)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def public_app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser-app")
+    fast_model = model_files.resolve("smollm2-135m", Settings.from_env().models_dir)
+    app = start_app(folder, {**isolated_env(folder / "data"), "COZY_PUBLIC": "1",
+                             "COZY_LLM": "smollm2-135m", "COZY_LLM_PATH": str(fast_model)})
+    yield app
+    stop_app(app)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = debian_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True,
+            # The page asks for the microphone (FastRTC); a fake one answers without a prompt.
+            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+        yield browser
+        browser.close()
+
+
+class PageErrors:
+    """Every console error and uncaught exception of the page, kept for the end of the test."""
+
+    def __init__(self, page: Page):
+        self.lines: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.lines.append(f"uncaught: {exc}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.lines.append(f"console.error: {message.text} (at {message.location.get('url')})")
+
+
+def stub_third_parties(app_url: str, requested: list[str]):
+    """Gradio's theme asks Google Fonts for its font, Gradio loads an iframe resizer from cdnjs
+    (for being embedded on a Space), and FastRTC preloads a sound from huggingface.co. This
+    machine and CI have no internet, where each would log a console error of the test's own
+    making; answering them empty keeps the browser on loopback and the console meaningful."""
+
+    def answer(route: Route, request: Request) -> None:
+        if request.url.startswith(app_url):
+            route.continue_()
+            return
+        requested.append(request.url)
+        if request.resource_type in ("stylesheet", "script"):
+            kind = "text/css" if request.resource_type == "stylesheet" else "text/javascript"
+            route.fulfill(status=200, content_type=kind, body="")
+        else:
+            route.fulfill(status=204, body="")
+
+    return answer
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url, wait_until="load")
+    # The page is ready once its load event has said whose page it is.
+    expect(page.get_by_text("You are visitor")).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+
+def transcript_messages(page: Page):
+    chat = page.get_by_role("log", name="chatbot conversation")
+    return chat.get_by_test_id("user"), chat.get_by_test_id("bot")
+
+
+def conversation_entries(page: Page):
+    """The Conversation dropdown's entries, as a visitor sees them when they open it."""
+    page.get_by_role("listbox", name="Conversation").click()
+    return page.get_by_role("option")
+
+
+def close_dropdown(page: Page) -> None:
+    page.keyboard.press("Escape")
+    page.get_by_label("Type instead").click()
+
+
+def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser: Browser, public_app,
+                                                                         tmp_path: Path):
+    context = browser.new_context()
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    third_parties: list[str] = []
+    context.route("**/*", stub_third_parties(public_app.base_url, third_parties))
+    page = context.new_page()
+    errors = PageErrors(page)
+    try:
+        open_page(page, public_app.base_url + "/")
+        cookie = {c["name"]: c for c in context.cookies(public_app.base_url)}.get("cozy_visitor")
+        assert cookie is not None, f"no cozy_visitor cookie after GET /: {context.cookies()}"
+        assert cookie["httpOnly"], "the visitor cookie must be HttpOnly"
+
+        typed = page.get_by_label("Type instead")
+        typed.fill("What is the capital of France?")
+        typed.press("Enter")
+        asked, answers = transcript_messages(page)
+        expect(asked).to_have_count(1)
+        expect(asked.first).to_contain_text("capital of France")
+        # The turn is over when its conversation is listed; then the answer is whole.
+        entries = conversation_entries(page)
+        expect(entries).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+        close_dropdown(page)
+        expect(answers).to_have_count(1)
+        expect(answers.first).to_have_text(re.compile(r"\w"))
+        assert APOLOGY not in answers.first.inner_text()
+
+        # Coming back, the conversation is still there (and so the emptiness checked below means something).
+        open_page(page, public_app.base_url + "/")
+        expect(conversation_entries(page)).to_have_count(1)
+        page.get_by_role("option").first.click()
+        expect(answers).to_have_count(1)
+
+        page.get_by_role("tab", name="Your data").click()
+        page.get_by_role("button", name="Forget me").click()
+        expect(page.get_by_text(re.compile("erased"))).to_be_visible()
+        expect(asked).to_have_count(0)
+        expect(answers).to_have_count(0)
+        expect(conversation_entries(page)).to_have_count(0)
+        close_dropdown(page)
+
+        open_page(page, public_app.base_url + "/")
+        expect(conversation_entries(page)).to_have_count(0)
+        close_dropdown(page)
+        expect(asked).to_have_count(0)
+        assert errors.lines == [], "the page logged errors:\n" + "\n".join(errors.lines)
+        unknown = [url for url in third_parties if urlsplit(url).hostname not in KNOWN_THIRD_PARTIES]
+        assert unknown == [], f"the page now loads from other third parties: {unknown}"
+    except (AssertionError, Error):
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        print(f"screenshot: {tmp_path / 'page.png'}\nthird-party requests answered empty: {third_parties}\n"
+              f"page errors: {errors.lines}\napp log:\n{public_app.log_tail()}")
+        raise
+    finally:
+        context.close()
