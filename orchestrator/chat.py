@@ -1,6 +1,9 @@
 """The chat orchestrator: every turn, from any channel, goes through here.
 
 Five phases, each a small method: prepare -> context -> tools -> generate -> persist.
+The moderation gate (orchestrator/moderation.py) stands around generate: the
+user's words are checked before the model is called, each sentence it writes
+before it leaves here.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from orchestrator.context import (
     GatheredContext,
     build_messages,
 )
+from orchestrator.moderation import CONTENT_FILTER, WITHHELD, ModerationGate, refusal_for
 from orchestrator.tool_selection import relevant_tools
 from orchestrator.turns import (
     TurnDelta,
@@ -29,6 +33,7 @@ from orchestrator.turns import (
 )
 from personas.cards import Persona, PersonaCatalog
 from providers.base import CancelFlag, ChatModel, ChatOptions, ToolCall
+from providers.moderation.base import Verdict
 from storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -88,7 +93,8 @@ class PreparedTurn:
 class ChatOrchestrator:
     def __init__(self, personas: PersonaCatalog, model: ChatModel, conversations: ConversationStore,
                  context: ContextGatherer, learner: MemoryLearner | None = None,
-                 tools: ToolRunner | None = None, context_budget_tokens: int = 3000):
+                 tools: ToolRunner | None = None, context_budget_tokens: int = 3000,
+                 moderation: ModerationGate | None = None):
         self.personas = personas
         self.model = model
         self.conversations = conversations
@@ -96,6 +102,7 @@ class ChatOrchestrator:
         self.learner = learner
         self.tools = tools
         self.context_budget_tokens = context_budget_tokens
+        self.moderation = moderation or ModerationGate()
 
     def warm(self, persona_id: str | None, channel: str = "voice", model: Any = None,
              with_tools: bool = False) -> None:
@@ -196,11 +203,12 @@ class ChatOrchestrator:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
 
     # 5. persist: the messages now; memories off the hot path
-    def persist(self, turn: PreparedTurn, reply: str, metrics: TurnMetrics, finish_reason: str) -> None:
+    def persist(self, turn: PreparedTurn, reply: str, metrics: TurnMetrics, finish_reason: str,
+                user_text: str | None = None) -> None:
         metadata = {**metrics.as_dict(), "model": turn.model.name, "persona_id": turn.persona.id,
                     "channel": turn.request.channel, "finish_reason": finish_reason}
         self.conversations.save_turn(turn.session_id, turn.request.user_id, turn.persona.id,
-                                     turn.request.text, reply, metadata)
+                                     turn.request.text if user_text is None else user_text, reply, metadata)
         if self.learner is not None:
             self.learner.notify()
 
@@ -214,6 +222,11 @@ class ChatOrchestrator:
         started = time.perf_counter()
         turn = self.prepare(request)
         timed("prepare", started)
+
+        verdict = self.moderation.check_input(turn, request.text or _last_user_text(request), metrics)
+        if verdict.flagged:
+            yield from self.refuse(turn, verdict, metrics)
+            return
 
         started = time.perf_counter()
         bundle, gathered = self.gather_context(turn)
@@ -232,7 +245,8 @@ class ChatOrchestrator:
         finish_reason = "interrupted"
         refused = False
         try:
-            for item in self.generate(turn, bundle.messages, tools, metrics, cancelled):
+            generated = self.generate(turn, bundle.messages, tools, metrics, cancelled)
+            for item in self.moderation.screen_output(turn, generated, metrics):
                 if isinstance(item, str):
                     finish_reason = item
                     continue
@@ -252,3 +266,11 @@ class ChatOrchestrator:
                 self.persist(turn, reply, metrics, finish_reason)
             timed("persist", started)
         yield TurnDone(turn.session_id, turn.persona.id, reply, finish_reason, turn.model.name, metrics)
+
+    def refuse(self, turn: PreparedTurn, verdict: Verdict, metrics: TurnMetrics) -> Iterator[TurnDelta | TurnDone]:
+        """A flagged input: the persona's refusal, and the model is never called."""
+        reply = refusal_for(turn.persona, verdict)
+        yield TurnDelta(reply)
+        # The words are not kept: the next turn's prompt would hand them to the model.
+        self.persist(turn, reply, metrics, CONTENT_FILTER, user_text=WITHHELD if turn.request.text else "")
+        yield TurnDone(turn.session_id, turn.persona.id, reply, CONTENT_FILTER, turn.model.name, metrics)

@@ -13,11 +13,16 @@ from typing import Any
 
 import yaml
 
+from providers.moderation.base import OFF, POLICIES, STANDARD
+
 log = logging.getLogger(__name__)
 
 
 class PersonaError(ValueError):
     """A persona card that cannot be used; the message names the file and field."""
+
+
+DEFAULT_REFUSAL = "I can't help with that. Let's talk about something else."
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,16 @@ class Persona:
     allowed_tools: tuple[str, ...] = ()
     memory: MemoryPolicy = MemoryPolicy()
     model: str | None = None  # a preferred LLM; None means the configured default
+    moderation: str = STANDARD  # strict | standard | off (providers/moderation/base.py)
+    refusal: str = DEFAULT_REFUSAL  # said instead of a flagged input's answer or a flagged sentence
 
     def voice_for(self, provider: str) -> str | None:
         return self.voices.get(provider)
 
 
 _REQUIRED_TEXT = ("id", "name", "system_prompt", "greeting")
+# Spoken as is, so it is one short sentence or two.
+MAX_REFUSAL_CHARS = 200
 
 
 def _field(source: Path, data: dict[str, Any], key: str, kind: type, default: Any = None) -> Any:
@@ -62,7 +71,7 @@ def parse_card(source: Path, data: Any) -> Persona:
     if not isinstance(data, dict):
         raise PersonaError(f"{source.name}: a persona card must be a mapping of fields")
     known = {"id", "name", "system_prompt", "greeting", "language", "voices", "temperature",
-             "max_reply_tokens", "allowed_tools", "memory", "model"}
+             "max_reply_tokens", "allowed_tools", "memory", "model", "moderation", "refusal"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PersonaError(f"{source.name}: unknown field(s) {', '.join(unknown)}")
@@ -87,6 +96,16 @@ def parse_card(source: Path, data: Any) -> Persona:
     if not isinstance(remember, list) or not isinstance(retention, int) or retention < 0:
         raise PersonaError(f"{source.name}: field 'memory' needs 'remember' (list) and "
                            "'retention_days' (whole number >= 0)")
+    moderation = data.get("moderation", STANDARD)
+    if moderation is False:  # YAML 1.1 reads a bare `off` as false: that is what the author wrote
+        moderation = OFF
+    if moderation not in POLICIES:
+        raise PersonaError(f"{source.name}: field 'moderation' must be one of {', '.join(POLICIES)}, "
+                           f"got {moderation!r}")
+    refusal = " ".join(_field(source, data, "refusal", str, DEFAULT_REFUSAL).split())
+    if not refusal or len(refusal) > MAX_REFUSAL_CHARS:
+        raise PersonaError(f"{source.name}: field 'refusal' must be a short line "
+                           f"(1 to {MAX_REFUSAL_CHARS} characters)")
     return Persona(
         id=persona_id,
         name=_field(source, data, "name", str),
@@ -99,6 +118,8 @@ def parse_card(source: Path, data: Any) -> Persona:
         allowed_tools=tuple(tools),
         memory=MemoryPolicy(tuple(str(r) for r in remember), retention),
         model=_field(source, data, "model", str, None) if data.get("model") is not None else None,
+        moderation=moderation,
+        refusal=refusal,
     )
 
 
@@ -111,11 +132,16 @@ def load_card(path: Path) -> Persona:
 
 
 class PersonaCatalog:
-    """The personas in a folder, re-read when any card file changes."""
+    """The personas in a folder, re-read when any card file changes.
 
-    def __init__(self, folder: Path, default_id: str):
+    On a public server (`public=True`) a card with `moderation: off` is refused
+    like a broken one: strangers must not get an unmoderated persona.
+    """
+
+    def __init__(self, folder: Path, default_id: str, public: bool = False):
         self.folder = folder
         self.default_id = default_id
+        self.public = public
         self._lock = threading.Lock()
         self._stamp: tuple = ()
         self._personas: dict[str, Persona] = {}
@@ -136,6 +162,10 @@ class PersonaCatalog:
                 persona = load_card(path)
             except (PersonaError, OSError) as exc:
                 errors.append(str(exc))
+                continue
+            if self.public and persona.moderation == OFF:
+                errors.append(f"{path.name}: field 'moderation' is 'off', which a public server refuses; "
+                              "set it to 'standard' or 'strict'")
                 continue
             if persona.id in personas:
                 errors.append(f"{path.name}: field 'id' repeats '{persona.id}' from another card")
