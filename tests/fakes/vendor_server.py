@@ -63,6 +63,9 @@ class Script:
     chat_turns: deque = field(default_factory=deque)
     speech_ms_per_char: int = 10
     speech_chunk_bytes: int = 4801  # odd on purpose: samples split across chunks
+    # Moderation: a text containing a key (case-insensitive) gets those category
+    # scores; a score of 0.5 or more is flagged, as the real endpoint's thresholds do.
+    moderation_scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class FakeVendorServer:
@@ -153,6 +156,7 @@ class FakeVendorServer:
             app.add_api_route(f"{prefix}/chat/completions", self._chat, methods=["POST"])
             app.add_api_route(f"{prefix}/audio/transcriptions", self._transcribe, methods=["POST"])
         app.add_api_route("/v1/audio/speech", self._openai_speech, methods=["POST"])
+        app.add_api_route("/v1/moderations", self._moderations, methods=["POST"])
         app.add_api_route("/v1/text-to-speech/{voice_id}/stream", self._elevenlabs_speech, methods=["POST"])
         return app
 
@@ -225,6 +229,20 @@ class FakeVendorServer:
         if fields.get("response_format") == "text":
             return Response(self.script.transcript, media_type="text/plain")
         return JSONResponse({"text": self.script.transcript})
+
+    async def _moderations(self, request: Request) -> Response:
+        body = await request.json()
+        _, early = await self._admit(request, body)
+        if early is not None:
+            return early
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not all(isinstance(text, str) for text in inputs):
+            return wire.error_response(400, "input must be a string or a list of strings", False)
+        with self._lock:
+            scripted = dict(self.script.moderation_scores)
+        return JSONResponse(wire.moderation_response(body.get("model") or "omni-moderation-latest",
+                                                     inputs, scripted))
 
     async def _openai_speech(self, request: Request) -> Response:
         body = await request.json()

@@ -91,6 +91,28 @@ def _wants_usage(body: dict[str, Any]) -> bool:
     return bool((body.get("stream_options") or {}).get("include_usage"))
 
 
+MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+                         "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+                         "sexual/minors", "violence", "violence/graphic")
+_IMAGE_TOO = {"self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "violence", "violence/graphic"}
+
+
+def moderation_response(model: str, inputs: list[str], scripted: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """CreateModerationResponse: every category scored, flagged at 0.5 and above."""
+    results = []
+    for text in inputs:
+        scores = dict.fromkeys(MODERATION_CATEGORIES, 0.0001)
+        for trigger, given in scripted.items():
+            if trigger.lower() in text.lower():
+                scores.update(given)
+        categories = {name: score >= 0.5 for name, score in scores.items()}
+        results.append({
+            "flagged": any(categories.values()), "categories": categories, "category_scores": scores,
+            "category_applied_input_types": {name: ["text", "image"] if name in _IMAGE_TOO else ["text"]
+                                             for name in MODERATION_CATEGORIES}})
+    return {"id": f"modr-fake{int(time.time() * 1000)}", "model": model, "results": results}
+
+
 def speech_pcm(text: str, sample_rate: int, ms_per_char: int) -> bytes:
     """A 220 Hz tone as long as the text would take to say, as s16le mono."""
     count = max(sample_rate // 10, sample_rate * ms_per_char * len(text) // 1000)
