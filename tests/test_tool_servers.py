@@ -78,7 +78,9 @@ def last_event(audit, result):
     ("clock", {"current_time", "convert_time"}, "convert_time",
      {"time_text": "2026-01-15T12:00", "from_timezone": "UTC", "to_timezone": "Asia/Tokyo"}, "21:00"),
     ("calculator", {"calculate"}, "calculate", {"expression": "6 * 7"}, "6 * 7 = 42"),
-    ("notes", {"add_note", "add_reminder", "list_notes", "delete_note"}, "list_notes", {}, "No notes yet."),
+    # export_notes and forget_user are the engine's privacy tools (servers.yaml `privacy`).
+    ("notes", {"add_note", "add_reminder", "list_notes", "delete_note", "export_notes", "forget_user"},
+     "list_notes", {}, "No notes yet."),
     ("fetch_url", {"fetch_url"}, "fetch_url", {"url": "file:///etc/passwd"}, "Refused: URL not allowed"),
 ])
 def test_builtin_server_runs_standalone_for_any_mcp_client(tmp_path, server, tools, tool, arguments, expected):
@@ -109,6 +111,10 @@ def test_schemas_follow_persona_allowlist_and_channel(gateway):
     assert names("concise", "api") == builtins - {"delete_note"} | {"fetch_url"}  # dangerous: deny on api
     assert names("tutor", "voice") == {"calculate", "current_time", "convert_time"}
     assert names("storyteller", "voice") == set()
+    # The engine's privacy tools are for "Forget me", never for a model, whatever the allowlist says.
+    assert not {"export_notes", "forget_user"} & {s["function"]["name"]
+                                                  for s in gateway.schemas_for("concise", ["notes"], "text")}
+    assert not {"export_notes", "forget_user"} & {e.name for e in gateway.catalog.entries()}
     schema = next(s for s in gateway.schemas_for("concise", ["notes"], "voice")
                   if s["function"]["name"] == "add_note")
     assert schema["type"] == "function" and schema["function"]["description"] == "Save a note for the user."

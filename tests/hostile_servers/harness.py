@@ -39,9 +39,11 @@ POLICY = {
 
 
 def builtin(name: str, **extra: Any) -> dict[str, Any]:
-    # As in tools/servers.yaml: our own servers are vetted, and notes is told who the user is.
+    # As in tools/servers.yaml: our own servers are vetted, and notes is told who the user is
+    # and has the engine's privacy tools.
+    privacy = {"privacy": {"export": "export_notes", "erase": "forget_user"}} if name == "notes" else {}
     return {"name": name, "command": "python", "args": ["-m", f"tools.servers.{name}"], "vetted": True,
-            "share_identity": name == "notes", "tools": BUILTIN_TOOLS[name], **extra}
+            "share_identity": name == "notes", "tools": BUILTIN_TOOLS[name], **privacy, **extra}
 
 
 def hostile(name: str, tools: dict[str, Any], **extra: Any) -> dict[str, Any]:
