@@ -31,8 +31,8 @@ from handlers.visitors import BrowserIdentity, VisitorCookieMiddleware, VisitorC
 from handlers.warming_up import WarmingUp  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
-from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, observe_queue_wait,  # noqa: E402
-                              register_local_queues, register_provider_chains)
+from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moderation_flag,  # noqa: E402
+                              observe_queue_wait, register_local_queues, register_provider_chains)
 from handlers.request_id import configure_logging  # noqa: E402
 from handlers.voice_stream import build_voice_stream  # noqa: E402
 from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
@@ -56,7 +56,7 @@ log = logging.getLogger("cozyengine")
 
 
 def build_app(settings: Settings, progress: Callable[[str], None] = log.info) -> FastAPI:
-    personas = PersonaCatalog(settings.personas_dir, settings.default_persona)
+    personas = PersonaCatalog(settings.personas_dir, settings.default_persona, public=settings.public)
     models = load_offline_models(settings, progress=progress)
     m = settings.models
     queues = {modality: FairQueue(f"{modality}:{model.name}", m.local_queue_max, m.local_queue_per_user,
@@ -66,7 +66,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     llm, stt, tts = build_chains(os.environ, QueuedChatModel(models.llm, queues["llm"]),
                                  QueuedSTT(models.stt, queues["stt"]), models.tts,
                                  cache_dir=settings.data_dir / "cache" / "tts")
-    services = build_chat_services(settings, personas, llm)
+    services = build_chat_services(settings, personas, llm, on_moderation_flag=count_moderation_flag)
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
     progress("starting tool servers")
