@@ -102,3 +102,16 @@ def test_a_public_server_without_a_secret_and_an_unwritable_data_dir_says_why(tm
     assert result.returncode != 0
     assert "signing key" in result.stderr and "set COZY_SECRET" in result.stderr
     assert "Traceback" not in result.stderr  # a sentence, not a stack
+
+
+def test_webrtc_gets_our_turn_server_or_hugging_faces_or_none():
+    from config import TurnServerSettings
+    from handlers.ice_servers import rtc_configuration
+
+    ours = rtc_configuration(TurnServerSettings(("turn:turn.example.org:3478", "turns:turn.example.org:5349"),
+                                                "cozy", "s3cret"))
+    assert ours == {"iceServers": [{"urls": ["turn:turn.example.org:3478", "turns:turn.example.org:5349"],
+                                    "username": "cozy", "credential": "s3cret"}]}
+    hf = rtc_configuration(TurnServerSettings(hf_token="hf_test"))
+    assert callable(hf)  # fresh, short-lived credentials per connection (fetched only then)
+    assert rtc_configuration(TurnServerSettings()) is None  # the page then says voice may not connect
