@@ -77,15 +77,15 @@ class ModerationGate:
     def _active(self, persona: Persona) -> bool:
         return self.moderator is not None and persona.moderation != OFF
 
-    def check_input(self, turn: "PreparedTurn", text: str, metrics: TurnMetrics) -> Verdict:
+    def check_input(self, turn: PreparedTurn, text: str, metrics: TurnMetrics) -> Verdict:
         return self._check(turn, text, INPUT, metrics)
 
-    def screen_output(self, turn: "PreparedTurn", items: Iterator[Any], metrics: TurnMetrics) -> Iterator[Any]:
+    def screen_output(self, turn: PreparedTurn, items: Iterator[Any], metrics: TurnMetrics) -> Iterator[Any]:
         """`items` (the generate phase's deltas, tool calls and finish reason) with the
         text released a checked piece at a time."""
         return self._screened(turn, items, metrics) if self._active(turn.persona) else items
 
-    def _screened(self, turn: "PreparedTurn", items: Iterator[Any], metrics: TurnMetrics) -> Iterator[Any]:
+    def _screened(self, turn: PreparedTurn, items: Iterator[Any], metrics: TurnMetrics) -> Iterator[Any]:
         splitter = SentenceSplitter()
         last_piece = ""
         try:
@@ -108,7 +108,7 @@ class ModerationGate:
             if close is not None:
                 close()
 
-    def _check(self, turn: "PreparedTurn", text: str, direction: str, metrics: TurnMetrics) -> Verdict:
+    def _check(self, turn: PreparedTurn, text: str, direction: str, metrics: TurnMetrics) -> Verdict:
         if not self._active(turn.persona) or not text.strip():
             return CLEAN
         started = time.perf_counter()

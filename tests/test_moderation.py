@@ -393,8 +393,8 @@ def test_the_moderation_counter_counts_each_flag_by_category(tmp_path, personas)
 def test_a_public_server_refuses_a_persona_with_moderation_off(personas):
     public = PersonaCatalog(personas.folder, "kind", public=True)
     assert sorted(p.id for p in public.all()) == ["kind", "prim"]
-    assert public.errors == ["loose.yaml: field 'moderation' is 'off', which a public server refuses; "
-                             "set it to 'standard' or 'strict'"]
+    assert public.errors == [("loose.yaml: field 'moderation' is 'off', which a public server refuses; "
+                              "set it to 'standard' or 'strict'")]
     assert personas.get("loose").moderation == "off"  # a local console may have it
 
 
