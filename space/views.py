@@ -105,7 +105,8 @@ def stored_view(stored: dict[str, Any]) -> str:
     """A summary a visitor can read; the API's GET /v1/users/me has the rows themselves."""
     counts = [f"{len(stored.get(kind) or [])} {label}" for kind, label in (
         ("sessions", "conversations"), ("messages", "messages"), ("memories", "memories"),
-        ("profile", "profile entries"), ("documents", "documents"), ("tool_calls", "tool calls"))]
+        ("profile", "profile entries"), ("documents", "documents"), ("tool_calls", "tool calls"),
+        ("moderation_flags", "moderation flags"))]
     lines = ["**Stored about you:** " + ", ".join(counts) + "."]
     for memory in (stored.get("memories") or [])[:20]:
         lines.append(f"- {memory['content']} _({memory['category']})_")

@@ -44,7 +44,9 @@ def stored_about(db: Database, user_id: str) -> dict[str, Any]:
         "documents": rows("SELECT id, title, created_at FROM knowledge_documents WHERE owner_id = ? "
                           "ORDER BY created_at DESC LIMIT 500"),
         "tool_calls": rows("SELECT occurred_at, tool, decision, reason FROM audit_events WHERE user_id = ? "
-                           "ORDER BY occurred_at DESC LIMIT 500"),
+                           "AND tool <> '(moderation)' ORDER BY occurred_at DESC LIMIT 500"),
+        "moderation_flags": rows("SELECT occurred_at, decision, reason FROM audit_events WHERE user_id = ? "
+                                 "AND tool = '(moderation)' ORDER BY occurred_at DESC LIMIT 500"),
     }
 
 

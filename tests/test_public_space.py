@@ -215,6 +215,6 @@ def test_forget_me_erases_the_visitor_everywhere_and_no_one_else(space, llm_vend
     erased = ada.page.predict(api_name="/forget")[0]  # the status line, then the emptied views
     assert "erased" in erased and "Erased 1 notes" in erased
     after = ada.stored()
-    assert "0 conversations, 0 messages, 0 memories, 0 profile entries, 0 documents, 0 tool calls" in after
+    assert "0 conversations, 0 messages, 0 memories, 0 profile entries, 0 documents, 0 tool calls, 0 moderation flags" in after
     assert "passport" not in after and "No notes." in after
     assert bob.stored() == bob_before  # the other visitor keeps everything
