@@ -62,6 +62,13 @@ def chunk_text(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]:
     return chunks
 
 
+def _delete_document(cursor, document_id: str) -> None:
+    cursor.execute("DELETE FROM knowledge_terms WHERE chunk_id IN "
+                   "(SELECT id FROM knowledge_chunks WHERE document_id = ?)", [document_id])
+    cursor.execute("DELETE FROM knowledge_chunks WHERE document_id = ?", [document_id])
+    cursor.execute("DELETE FROM knowledge_documents WHERE id = ?", [document_id])
+
+
 class LocalKnowledge:
     def __init__(self, db: Database):
         self.db = db
@@ -75,6 +82,11 @@ class LocalKnowledge:
         document_id = uuid.uuid4().hex
 
         def work(cursor) -> None:
+            # The same title again replaces the document (an edited file, uploaded again).
+            for (old_id,) in cursor.execute(
+                    "SELECT id FROM knowledge_documents WHERE owner_id IS NOT DISTINCT FROM ? AND title = ?",
+                    [owner_id, title]).fetchall():
+                _delete_document(cursor, old_id)
             cursor.execute("INSERT INTO knowledge_documents (id, owner_id, title, source, chars) "
                            "VALUES (?, ?, ?, ?, ?)", [document_id, owner_id, title, source, len(text)])
             chunk_rows, term_rows = [], []
@@ -112,6 +124,17 @@ class LocalKnowledge:
             LIMIT $limit
             """, {"user": user_id, "terms": terms, "limit": limit})
         return [KnowledgeHit(title, content, float(score)) for title, content, score in rows]
+
+    def delete_document(self, owner_id: str, document_id: str) -> bool:
+        """Erase one of this owner's documents, its chunks and terms (shared ones are not theirs)."""
+        def work(cursor) -> bool:
+            owned = cursor.execute("SELECT 1 FROM knowledge_documents WHERE id = ? AND owner_id = ?",
+                                   [document_id, owner_id]).fetchone()
+            if owned:
+                _delete_document(cursor, document_id)
+            return bool(owned)
+
+        return self.db.write(work)
 
     def documents(self, user_id: str | None) -> list[dict]:
         return self.db.read_dicts(

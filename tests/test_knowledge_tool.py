@@ -77,3 +77,22 @@ def test_the_endpoint_needs_its_secret_path(knowledge_gateway):
     guessed = httpx.post(f"http://127.0.0.1:{port}/internal/mcp/guess/mcp", json={})
     assert guessed.status_code == 404
     assert len(endpoint.path.rsplit("/", 1)[1]) >= 32
+
+
+def test_uploading_a_document_again_replaces_it_and_a_deleted_one_is_gone(tmp_path):
+    db = Database(tmp_path / "cozy.duckdb")
+    knowledge = LocalKnowledge(db)
+    knowledge.add_document("ada", "garden.md", "The tomatoes go in the south bed.")
+    knowledge.add_document("bob", "garden.md", "Bob grows leeks by the shed.")
+    knowledge.add_document("ada", "garden.md", "The tomatoes go in the north bed now.")  # edited, uploaded again
+    ada_docs = knowledge.documents("ada")
+    assert [d["title"] for d in ada_docs] == ["garden.md"]
+    assert "north bed" in knowledge.search("ada", "tomatoes bed")[0].content
+    assert not any("south" in hit.content for hit in knowledge.search("ada", "tomatoes south bed"))
+
+    assert not knowledge.delete_document("bob", ada_docs[0]["id"])  # not Bob's to delete
+    assert knowledge.delete_document("ada", ada_docs[0]["id"])
+    assert knowledge.documents("ada") == [] and knowledge.search("ada", "tomatoes") == []
+    assert db.read("SELECT count(*) FROM knowledge_chunks WHERE owner_id = 'ada'")[0][0] == 0  # erased
+    assert [d["title"] for d in knowledge.documents("bob")] == ["garden.md"]
+    db.close()
