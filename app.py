@@ -44,6 +44,7 @@ from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import build_chains  # noqa: E402
 from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT  # noqa: E402
 from providers.offline.loader import load_offline_models  # noqa: E402
+from space.offline_assets import OfflinePageMiddleware  # noqa: E402
 from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
 from handlers.knowledge_mcp import KnowledgeEndpoint  # noqa: E402
@@ -113,10 +114,12 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     stream.mount(app, path="/voice")
     access = PageAccess(browser, identities, limiter, settings.visitor_limits.upload_bytes,
                         login_button=settings.hf_oauth,
-                        voice_note=NO_TURN_NOTE if settings.public and ice is None else "")
+                        voice_note=NO_TURN_NOTE if settings.public and ice is None else "",
+                        queue_position=queues["llm"].position)
     blocks = build_ui(stream, services, personas, model_names, gateway, audit, access,
                       guard_voice=lambda component: guard_webrtc_offers(component, slots))
     stream.ui = blocks
+    app.add_middleware(OfflinePageMiddleware)  # the page loads nothing from other servers
     if settings.public:
         app.add_middleware(VisitorCookieMiddleware, cookies=browser.cookies)
     # Mounted last: Gradio at "/" would otherwise shadow the routes above.

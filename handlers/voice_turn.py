@@ -22,7 +22,7 @@ from fastrtc import AdditionalOutputs
 from handlers.audio import resample
 from handlers.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
-from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
+from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from storage.conversations import SessionNotFound
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.errors import ModelBusy
@@ -59,6 +59,12 @@ class Conversation:
     channel: str = "voice"
     transcript: list[dict[str, str]] = field(default_factory=list)
     last_turn: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0  # numbers each turn, so a page can tell a new turn from a repeated update
+
+    def show(self, state: str) -> AdditionalOutputs:
+        """The voice state the page shows (listening, hearing, heard, thinking, speaking)."""
+        self.last_turn["state"] = state
+        return self.outputs()
 
     def outputs(self) -> AdditionalOutputs:
         return AdditionalOutputs(list(self.transcript), dict(self.last_turn))
@@ -114,7 +120,10 @@ class VoiceTurnRunner:
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
-        conversation.last_turn = {"stages_s": timings, "providers": {}}
+        conversation.turns += 1
+        conversation.last_turn = {"stages_s": timings, "providers": {}, "turn": conversation.turns, "tools": [],
+                                  "turn_starts_at": len(conversation.transcript)}
+        yield conversation.show("heard")
         try:
             started = time.perf_counter()
             text = self._transcribe(turn, conversation.user_id)
@@ -134,10 +143,12 @@ class VoiceTurnRunner:
             return
         if not text:
             log.info("turn had no words (noise?); not replying")
+            yield conversation.show("listening")
             return
         conversation.transcript.append({"role": "user", "content": text})
-        yield conversation.outputs()
+        yield conversation.show("thinking")
         yield from self._reply(text, turn, conversation, timings)
+        yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
                timings: dict[str, float]) -> Iterator[Any]:
@@ -152,11 +163,16 @@ class VoiceTurnRunner:
         writer.start()
         spoken: list[str] = []
         heard_audio = False
+        live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
         try:
             while True:
                 kind, value = pieces.get()
                 if kind == "piece":
                     piece, piece_ready_at = value
+                    if not spoken:
+                        conversation.transcript.append(live_reply)
+                    live_reply["content"] = " ".join([*spoken, piece])
+                    yield conversation.show("speaking")
                     try:
                         for clip in self.tts.synthesize(piece):
                             if not heard_audio:
@@ -176,6 +192,11 @@ class VoiceTurnRunner:
                     spoken.append(piece)
                 elif kind == "first_token":
                     timings["llm_first_token_s"] = value - llm_started
+                elif kind == "tool":
+                    result: TurnToolResult = value
+                    conversation.last_turn["tools"].append(
+                        {"name": result.call.name, "ok": result.ok, "latency_ms": round(result.latency_ms, 1)})
+                    yield conversation.outputs()
                 elif kind == "done":
                     done: TurnDone = value
                     conversation.session_id = done.session_id
@@ -197,9 +218,10 @@ class VoiceTurnRunner:
         finally:
             cancelled.set()  # barge-in closes us: stop the writer too
         timings["turn_s"] = time.perf_counter() - turn.speech_ended_at
-        reply = " ".join(spoken)
-        if reply:
-            conversation.transcript.append({"role": "assistant", "content": reply})
+        if spoken:
+            live_reply["content"] = " ".join(spoken)  # what was said, not what was about to be
+        else:  # nothing of it was heard
+            conversation.transcript[:] = [m for m in conversation.transcript if m is not live_reply]
         yield conversation.outputs()
 
     def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: threading.Event) -> None:
@@ -227,6 +249,8 @@ class VoiceTurnRunner:
                         pieces.put(("first_token", time.perf_counter()))
                         first = False
                     put_pieces(chunker.push(item.text))
+                elif isinstance(item, TurnToolResult):
+                    pieces.put(("tool", item))
                 elif isinstance(item, TurnDone):
                     put_pieces(chunker.flush())
                     pieces.put(("done", item))

@@ -30,6 +30,7 @@ from orchestrator.turns import (
     TurnMetrics,
     TurnRequest,
     TurnToolCall,
+    TurnToolResult,
 )
 from personas.cards import Persona, PersonaCatalog
 from providers.base import CancelFlag, ChatModel, ChatOptions, ToolCall
@@ -198,9 +199,13 @@ class ChatOrchestrator:
             for call in fresh:
                 already_run.add(_call_key(call.name, call.arguments))
                 yield TurnToolCall(call)
+                tool_started = time.perf_counter()
                 result = self.tools.run(call, turn.request, turn.persona, turn.session_id) \
                     if self.tools is not None else f"Error: no tool named '{call.name}' is available."
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+                # What the page shows as a chip; the runner may say whether the call succeeded.
+                yield TurnToolResult(call, ok=bool(getattr(result, "ok", self.tools is not None)),
+                                     latency_ms=(time.perf_counter() - tool_started) * 1000)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": str(result)})
 
     # 5. persist: the messages now; memories off the hot path
     def persist(self, turn: PreparedTurn, reply: str, metrics: TurnMetrics, finish_reason: str,
@@ -264,6 +269,8 @@ class ChatOrchestrator:
             reply = "".join(reply_parts).strip()
             if not refused:
                 self.persist(turn, reply, metrics, finish_reason)
+            elif request.session_id is None:  # the conversation this turn opened stays empty: no debris
+                self.conversations.discard_if_empty(turn.request.user_id, turn.session_id)
             timed("persist", started)
         yield TurnDone(turn.session_id, turn.persona.id, reply, finish_reason, turn.model.name, metrics)
 

@@ -71,6 +71,15 @@ class TurnToolCall:
 
 
 @dataclass
+class TurnToolResult:
+    """One of our tools has run (or was refused): for the page's tool chip, not the model."""
+
+    call: ToolCall
+    ok: bool
+    latency_ms: float
+
+
+@dataclass
 class TurnDone:
     session_id: str
     persona_id: str

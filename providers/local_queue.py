@@ -78,6 +78,16 @@ class FairQueue:
         with self._lock:
             return QueueStats(self._served, self._refused, self._count_waiting())
 
+    def position(self, requester: str | None) -> int | None:
+        """How many jobs go before this requester's oldest waiting one (the running one
+        included), or None when it has nothing waiting: what a page shows as "2 ahead of you"."""
+        requester = requester or ANONYMOUS
+        with self._lock:
+            if requester not in self._waiting:
+                return None
+            turn_in_rotation = list(self._rotation).index(requester)
+            return turn_in_rotation + (1 if self._running else 0)
+
     def _count_waiting(self) -> int:
         return sum(len(tickets) for tickets in self._waiting.values())
 

@@ -1,4 +1,10 @@
-"""The Gradio Blocks page around the voice Stream (also the Hugging Face Space UI)."""
+"""The Gradio Blocks page around the voice Stream (also the Hugging Face Space UI).
+
+Every event reads its visitor from its own request (or the page's server-side
+state, set from it at load): nothing on the page is shared between visitors.
+The transcript is live for typed and spoken turns alike (space/typed_turn.py,
+space/transcript.py); the voice state comes from the call itself, not the waveform.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,17 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 from fastrtc import Stream, WebRTC
 
-from memory.knowledge import KnowledgeError
-from orchestrator.services import ChatServices
-from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
-from personas.cards import PersonaCatalog, PersonaError
 from handlers.visitor_limits import LimitReached, VisitorLimiter
 from handlers.visitors import BrowserIdentity
 from handlers.voice_identity import TokenRejected, VoiceIdentities
-from space.views import (audit_view, documents_view, erased_view, identity_view, latency_table, profile_view,
-                         session_choices, stored_view, tools_view, transcript_of)
+from memory.knowledge import KnowledgeError
+from orchestrator.services import ChatServices
+from orchestrator.turns import TurnRequest
+from personas.cards import PersonaCatalog, PersonaError
+from space.transcript import IDLE_STATE, STATE_LABELS, live_voice_chat, transcript_of
+from space.typed_turn import run_typed_turn, start_chat
+from space.views import (audit_view, documents_view, erased_view, identity_view, latency_rows, latency_table,
+                         profile_view, session_choices, stored_view, tools_view)
 from storage.conversations import SessionNotFound
 
 log = logging.getLogger(__name__)
@@ -25,6 +34,21 @@ log = logging.getLogger(__name__)
 NO_IDENTITY = "Your visitor identity is missing or expired: reload the page."
 NO_TURN_NOTE = ("⚠️ This server has no TURN relay, so voice may not connect from your network. Typing always "
                 "works, and voice clients can use the websocket route `/voice/websocket/offer`.")
+PAGE_CSS = """
+#transcript { height: min(56vh, 520px) !important; }
+#voice-state { min-height: 1.6em; }
+@media (max-width: 720px) {
+  #transcript { height: 52vh !important; }
+  #input-bar { position: sticky; bottom: 0; z-index: 20; background: var(--background-fill-primary);
+               padding: 6px 0; }
+  #page-header p { display: none; }
+}
+"""
+# System fonts: a theme with Google fonts would make every visitor's browser call Google.
+THEME = gr.themes.Soft(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+EMPTY_HISTORY = pd.DataFrame({"turn": pd.Series(dtype=str), "stage": pd.Series(dtype=str),
+                              "seconds": pd.Series(dtype=float)})
 
 
 @dataclass(frozen=True)
@@ -37,22 +61,35 @@ class PageAccess:
     upload_bytes: int = 2_000_000
     login_button: bool = False  # Hugging Face OAuth is available (a Space with hf_oauth)
     voice_note: str = ""  # shown above the microphone, e.g. that voice may not connect
+    queue_position: Callable[[str], int | None] = lambda user: None  # the local LLM's queue
 
 
 def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
              model_names: dict[str, str], gateway, audit, access: PageAccess,
              guard_voice: Callable[[WebRTC], None] | None = None) -> gr.Blocks:
     """`guard_voice` gets the page's WebRTC component, whose peers FastRTC books apart
-    from the Stream's: the host puts them under the one voice-connection limit.
-    Every event reads its visitor from its own request: nothing on the page is shared."""
+    from the Stream's: the host puts them under the one voice-connection limit."""
     conversations = services.conversations
     default_persona = personas.get(None).id
+    model_label = model_names.get("llm", "").split(" → ")[0]
 
     def who(request: gr.Request | None) -> str:
         user = access.browser.of(request)
         if user is None:
             raise gr.Error(NO_IDENTITY)
         return user
+
+    def persona_name(persona_id: str | None) -> str:
+        try:
+            return personas.get(persona_id).name
+        except PersonaError:
+            return persona_id or "Assistant"
+
+    def persona_names() -> dict[str, str]:
+        return {p.id: p.name for p in personas.all()}
+
+    def stored_chat(user: str, session_id: str) -> list[dict]:
+        return transcript_of(conversations.messages(user, session_id), persona_name)
 
     def describe(persona_id: str) -> str:
         try:
@@ -68,10 +105,14 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
             return f"⚠️ {exc}"
 
     def recent_tool_calls(request: gr.Request) -> str:
-        return audit_view(audit.recent(who(request), 25))
+        return audit_view(audit.recent(who(request), 25), persona_names())
 
     def sessions_update(user: str, selected: str | None):
         return gr.update(choices=session_choices(conversations.sessions(user)), value=selected)
+
+    def documents_update(user: str):
+        return gr.update(choices=[(d["title"], d["id"]) for d in services.knowledge.documents(user)
+                                  if not d["shared"]], value=None)
 
     def memory_markdown(request: gr.Request) -> str:
         user = who(request)
@@ -81,16 +122,17 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         """Everything on the page that belongs to someone, filled in for this visitor."""
         user = access.browser.of(request)
         if user is None:
-            return (NO_IDENTITY, gr.update(choices=[], value=None), "", "", "")
-        return (identity_view(user, access.browser.public), sessions_update(user, None),
+            return (NO_IDENTITY, None, gr.update(choices=[], value=None), "", "", gr.update(choices=[]), "")
+        return (identity_view(user, access.browser.public), user, sessions_update(user, None),
                 profile_view(services.profile.get(user), services.memory.list(user, 50)),
-                documents_view(services.knowledge.documents(user)), audit_view(audit.recent(user, 25)))
+                documents_view(services.knowledge.documents(user)), documents_update(user),
+                audit_view(audit.recent(user, 25), persona_names()))
 
     def open_session(session_id: str | None, request: gr.Request):
         if not session_id:
             return None, []
         try:
-            return session_id, transcript_of(conversations.messages(who(request), session_id))
+            return session_id, stored_chat(who(request), session_id)
         except SessionNotFound:
             gr.Warning("That conversation no longer exists.")
             return None, []
@@ -107,42 +149,72 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                 pass
         return None, [], sessions_update(user, None)
 
-    def type_turn(message: str, persona_id: str, session_id: str | None, chat: list[dict],
-                  request: gr.Request) -> Iterator[tuple]:
+    # typed turns: shown at once (no queue), then answered live ------------------------------
+    def show_pending(message: str, chat: list[dict], persona_id: str, busy: bool):
         message = (message or "").strip()
+        if busy:
+            gr.Info("Still answering: press Stop to interrupt, or wait for the reply.")
+            return gr.skip(), gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
         if not message:
-            yield "", session_id, chat, gr.skip()
+            return gr.skip(), gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
+        chat = start_chat(chat, message, persona_name(persona_id))
+        return "", chat, message, True, gr.update(visible=True), gr.update(visible=False)
+
+    def run_typed(message: str, persona_id: str, session_id: str | None, chat: list[dict],
+                  request: gr.Request) -> Iterator[tuple]:
+        if not message:
+            yield gr.skip(), gr.skip(), gr.skip(), False, gr.skip(), gr.skip(), gr.skip()
             return
         user = who(request)
-        chat = chat + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
             if access.limiter is not None:
                 access.limiter.message(user)
         except LimitReached as limit:
             chat[-1]["content"] = f"⏳ {limit}"
-            yield message, session_id, chat, gr.skip()  # the words stay in the box to send later
+            yield (gr.skip(), chat, gr.skip(), False, gr.update(visible=False), gr.update(visible=True),
+                   message)
             return
-        turn = TurnRequest(text=message, user_id=user, session_id=session_id, persona_id=persona_id,
-                           channel="text")
-        try:
-            for item in services.orchestrator.run(turn):
-                if isinstance(item, TurnDelta):
-                    chat[-1]["content"] += item.text
-                    yield "", session_id, chat, gr.skip()
-                elif isinstance(item, TurnDone):
-                    session_id = item.session_id
-        except SessionNotFound:
-            chat[-1]["content"] = "That conversation was deleted; start a new one."
-            session_id = None
-        except Exception:
-            log.exception("typed turn failed")
-            chat[-1]["content"] = "Sorry, something went wrong on my side. Please try again."
-        yield "", session_id, chat, sessions_update(user, session_id)
+        request_ = TurnRequest(text=message, user_id=user, session_id=session_id, persona_id=persona_id,
+                               channel="text")
+        for update in run_typed_turn(services.orchestrator, request_, chat, persona_name(persona_id),
+                                     model_label, access.queue_position):
+            if not update.done:
+                yield update.session_id, update.chat, gr.skip(), True, gr.skip(), gr.skip(), gr.skip()
+                continue
+            yield (update.session_id, update.chat, sessions_update(user, update.session_id), False,
+                   gr.update(visible=False), gr.update(visible=update.failed), message)
 
-    def voice_outputs(voice_transcript: list[dict], turn: dict):
-        # FastRTC calls this without the page's request, so it shows only what this
-        # connection said and heard; reopening the conversation shows all of it.
-        return voice_transcript, latency_table(turn), turn.get("session_id")
+    def stop_typed():
+        return False, gr.update(visible=False)
+
+    def prepare_retry(last_message: str, chat: list[dict], persona_id: str):
+        # The failed exchange goes; the same words are asked again.
+        while chat and chat[-1]["role"] == "assistant":
+            chat = chat[:-1]
+        chat = chat[:-1] if chat and chat[-1]["role"] == "user" else chat
+        return (start_chat(chat, last_message, persona_name(persona_id)), last_message, True,
+                gr.update(visible=True), gr.update(visible=False))
+
+    # voice ---------------------------------------------------------------------------------------
+    def voice_outputs(user: str | None, history: list[dict], voice_transcript: list[dict], turn: dict):
+        """FastRTC calls this without the request: the visitor comes from the page's state."""
+        session_id = turn.get("session_id")
+        stored: list[dict] = []
+        if session_id and user:
+            try:
+                stored = stored_chat(user, session_id)
+            except SessionNotFound:
+                stored = []
+        name = persona_name(turn.get("persona_id"))
+        chat = live_voice_chat(stored, voice_transcript, turn, name)
+        number = turn.get("turn")
+        if "turn_s" in turn.get("stages_s", {}) and number and not any(r["turn"] == f"#{number}" for r in history):
+            history.extend(latency_rows(number, turn))  # the list lives as long as the call
+        state = STATE_LABELS.get(turn.get("state", ""), IDLE_STATE)
+        sessions = sessions_update(user, session_id) if user and "turn_s" in turn.get("stages_s", {}) \
+            else gr.skip()
+        return (chat, latency_table(turn), pd.DataFrame(history) if history else EMPTY_HISTORY, session_id,
+                state, sessions)
 
     def bind_voice(webrtc_data, persona_id: str, session_id: str | None, request: gr.Request) -> None:
         """FastRTC sends the page's inputs to its connection on every change: the first
@@ -156,7 +228,8 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                 gr.Warning(str(exc))  # its turns are answered with the same words (no identity)
         voice.set_input(webrtc_id, webrtc_data, persona_id, session_id)
 
-    def upload(files: list[str] | None, request: gr.Request) -> str:
+    # knowledge and your data -------------------------------------------------------------------
+    def upload(files: list[str] | None, request: gr.Request):
         user = who(request)
         notes = []
         for name in files or []:
@@ -171,7 +244,14 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                 notes.append(f"⚠️ {path.name}: not UTF-8 text; upload .txt or .md files")
             except (OSError, KnowledgeError) as exc:
                 notes.append(f"⚠️ {exc}")
-        return "\n".join(notes) + "\n\n" + documents_view(services.knowledge.documents(user))
+        listing = "\n".join(notes) + "\n\n" + documents_view(services.knowledge.documents(user))
+        return listing, documents_update(user)
+
+    def delete_document(document_id: str | None, request: gr.Request):
+        user = who(request)
+        if document_id and not services.knowledge.delete_document(user, document_id):
+            gr.Warning("That document is not yours to delete, or is gone already.")
+        return documents_view(services.knowledge.documents(user)), documents_update(user)
 
     def show_stored(request: gr.Request) -> str:
         return stored_view(services.personal_data.shown(who(request)))
@@ -181,51 +261,68 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         outcome = services.personal_data.erase(user)
         log.info("a visitor erased their data")  # never who: that is what they asked us to forget
         return (erased_view(outcome), None, [], gr.update(choices=[], value=None),
-                profile_view({}, []), documents_view([]), audit_view([]))
+                profile_view({}, []), documents_view([]), gr.update(choices=[], value=None), audit_view([]))
 
-    with gr.Blocks(title="CozyEngine") as blocks:
-        gr.Markdown("# CozyEngine\nPress the microphone, speak, and pause: the persona answers. "
-                    "Or type below.")
-        with gr.Row():
+    with gr.Blocks(title="CozyEngine", theme=THEME, css=PAGE_CSS) as blocks:
+        with gr.Row(equal_height=True):
+            gr.Markdown("## CozyEngine\nPress **Talk**, speak, and pause: the persona answers. Or type.",
+                        elem_id="page-header")
             identity = gr.Markdown("")
             if access.login_button:
                 gr.LoginButton(size="sm")
         session_id = gr.State(None)
-        if access.voice_note:
-            gr.Markdown(access.voice_note)
+        visitor = gr.State(None)  # server-side: set from the request at load
+        busy = gr.State(False)
+        pending = gr.State("")
+        last_message = gr.State("")
+        latency_history = gr.State([])
         with gr.Row():
-            voice = WebRTC(label="Voice", modality="audio", mode="send-receive", full_screen=False,
-                           rtc_configuration=stream.rtc_configuration,
-                           button_labels={"start": "Talk", "stop": "Hang up", "waiting": "Connecting…"})
-            if guard_voice is not None:
-                guard_voice(voice)
-        with gr.Row():
-            with gr.Column(scale=2):
-                with gr.Row():
-                    persona = gr.Dropdown([(p.name, p.id) for p in personas.all()], value=default_persona,
-                                          label="Persona")
-                    session = gr.Dropdown([], value=None, label="Conversation", allow_custom_value=False)
-                with gr.Row():
-                    new_button = gr.Button("New conversation", size="sm")
-                    delete_button = gr.Button("Delete conversation", size="sm", variant="stop")
-                persona_card = gr.Markdown(describe(default_persona))
-                typed = gr.Textbox(label="Type instead", placeholder="Say something…")
             with gr.Column(scale=3):
-                transcript = gr.Chatbot(type="messages", label="Transcript", height=440)
+                with gr.Row():
+                    session = gr.Dropdown([], value=None, label="Conversation", allow_custom_value=False,
+                                          scale=3)
+                    new_button = gr.Button("New", size="sm", scale=0, min_width=70)
+                    delete_button = gr.Button("Delete", size="sm", variant="stop", scale=0, min_width=70)
+                transcript = gr.Chatbot(type="messages", label="Transcript", elem_id="transcript",
+                                        show_copy_button=True)
+                with gr.Row(elem_id="input-bar"):
+                    typed = gr.Textbox(label="Type instead", placeholder="Say something…", scale=5,
+                                       show_label=False, container=False)
+                    send = gr.Button("Send", variant="primary", scale=0, min_width=80)
+                    stop = gr.Button("Stop", variant="stop", scale=0, min_width=80, visible=False)
+                    retry = gr.Button("Retry", scale=0, min_width=80, visible=False)
+            with gr.Column(scale=2):
+                persona = gr.Dropdown([(p.name, p.id) for p in personas.all()], value=default_persona,
+                                      label="Persona")
+                persona_card = gr.Markdown(describe(default_persona))
+                if access.voice_note:
+                    gr.Markdown(access.voice_note)
+                voice_state = gr.Markdown(IDLE_STATE, elem_id="voice-state")
+                voice = WebRTC(label="Voice", modality="audio", mode="send-receive", full_screen=False,
+                               rtc_configuration=stream.rtc_configuration, show_label=False,
+                               button_labels={"start": "Talk", "stop": "Hang up", "waiting": "Connecting…"})
+                if guard_voice is not None:
+                    guard_voice(voice)
                 with gr.Tab("Latency"):
                     latency = gr.Markdown(latency_table({}))
+                    history_plot = gr.BarPlot(EMPTY_HISTORY, x="turn", y="seconds", color="stage",
+                                              label="Voice turns: seconds per stage", height=220)
                     gr.Markdown("Models: " + ", ".join(f"{k} `{v}`" for k, v in model_names.items()))
-                with gr.Tab("Memory & profile"):
-                    memory_view = gr.Markdown("")
-                    refresh = gr.Button("Refresh", size="sm")
                 with gr.Tab("Tools"):
                     tools_panel = gr.Markdown(persona_tools(default_persona))
                     gr.Markdown("**Your recent tool calls** (every attempt, allowed or denied)")
                     audit_panel = gr.Markdown("")
+                with gr.Tab("Memory"):
+                    memory_view = gr.Markdown("")
+                    refresh = gr.Button("Refresh", size="sm")
                 with gr.Tab("Knowledge"):
                     files = gr.File(file_count="multiple", file_types=[".txt", ".md"], type="filepath",
-                                    label="Add documents")
+                                    label="Add documents (the same name again replaces one)")
                     documents = gr.Markdown("")
+                    with gr.Row():
+                        document_picker = gr.Dropdown([], label="Your documents", scale=3)
+                        delete_document_button = gr.Button("Delete document", size="sm", variant="stop",
+                                                           scale=1)
                 with gr.Tab("Your data"):
                     gr.Markdown("Everything this server stores about you: conversations, memories, profile, "
                                 "documents, notes and tool calls. **Forget me** erases all of it.")
@@ -239,20 +336,39 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         voice.set_input_on_submit = bind_voice
         voice.stream(fn=stream.event_handler, inputs=[voice, persona, session_id], outputs=[voice],
                      concurrency_limit=stream.concurrency_limit, time_limit=stream.time_limit)
-        voice.on_additional_outputs(voice_outputs, outputs=[transcript, latency, session_id],
+        # FastRTC hands the same input values to every update of one call, so the history
+        # list given here grows for as long as the call lasts.
+        voice.on_additional_outputs(voice_outputs, inputs=[visitor, latency_history],
+                                    outputs=[transcript, latency, history_plot, session_id, voice_state, session],
                                     queue=False, show_progress="hidden")
         persona.change(describe, inputs=[persona], outputs=[persona_card])
         persona.change(persona_tools, inputs=[persona], outputs=[tools_panel])
         gr.Timer(3).tick(recent_tool_calls, outputs=[audit_panel], show_progress="hidden")
-        typed.submit(type_turn, inputs=[typed, persona, session_id, transcript],
-                     outputs=[typed, session_id, transcript, session], api_name="type")
+
+        typed_outputs = [session_id, transcript, session, busy, stop, retry, last_message]
+        for trigger in (typed.submit, send.click):
+            shown = trigger(show_pending, inputs=[typed, transcript, persona, busy],
+                            outputs=[typed, transcript, pending, busy, stop, retry], queue=False,
+                            show_progress="hidden")
+            answered = shown.then(run_typed, inputs=[pending, persona, session_id, transcript],
+                                  outputs=typed_outputs, show_progress="hidden", concurrency_limit=None,
+                                  api_name="type" if trigger == typed.submit else False)
+            stop.click(stop_typed, outputs=[busy, stop], cancels=[answered], queue=False)
+        retried = retry.click(prepare_retry, inputs=[last_message, transcript, persona],
+                              outputs=[transcript, pending, busy, stop, retry], queue=False)
+        retried.then(run_typed, inputs=[pending, persona, session_id, transcript], outputs=typed_outputs,
+                     show_progress="hidden", concurrency_limit=None)
+
         session.input(open_session, inputs=[session], outputs=[session_id, transcript])
         new_button.click(new_session, outputs=[session_id, transcript, session])
         delete_button.click(delete_session, inputs=[session_id], outputs=[session_id, transcript, session])
         refresh.click(memory_markdown, outputs=[memory_view])
-        files.upload(upload, inputs=[files], outputs=[documents])
+        files.upload(upload, inputs=[files], outputs=[documents, document_picker])
+        delete_document_button.click(delete_document, inputs=[document_picker],
+                                     outputs=[documents, document_picker])
         show_button.click(show_stored, outputs=[privacy_status], api_name="stored")
         forget_button.click(forget_me, outputs=[privacy_status, session_id, transcript, session, memory_view,
-                                                documents, audit_panel], api_name="forget")
-        blocks.load(page_for_visitor, outputs=[identity, session, memory_view, documents, audit_panel])
+                                                documents, document_picker, audit_panel], api_name="forget")
+        blocks.load(page_for_visitor, outputs=[identity, visitor, session, memory_view, documents,
+                                               document_picker, audit_panel])
     return blocks

@@ -57,10 +57,6 @@ def session_choices(sessions: list[dict]) -> list[tuple[str, str]]:
             for s in sessions]
 
 
-def transcript_of(messages: list[dict]) -> list[dict[str, str]]:
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
 def tools_view(entries: list, allowed_tools: tuple[str, ...]) -> str:
     """The persona's tools with their side-effect level, and why any is off."""
     rows, served = [], set()
@@ -80,14 +76,16 @@ def tools_view(entries: list, allowed_tools: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def audit_view(events: list[dict]) -> str:
+def audit_view(events: list[dict], persona_names: dict[str, str] | None = None) -> str:
     if not events:
         return "_No tool calls yet._"
-    lines = ["| when | persona | channel | tool | decision | reason | ms |", "|---|---|---|---|---|---|---|"]
-    for e in events:
+    names = persona_names or {}
+    lines = ["| when | channel | persona | tool | decision | reason | ms |", "|---|---|---|---|---|---|---|"]
+    for e in sorted(events, key=lambda e: (e["channel"] or "", str(e["occurred_at"])), reverse=True):
         when = e["occurred_at"].strftime("%H:%M:%S") if hasattr(e["occurred_at"], "strftime") else e["occurred_at"]
         reason = (e["reason"] or e["error"] or "").replace("|", "/")[:80]
-        lines.append(f"| {when} | {e['persona_id']} | {e['channel']} | `{e['tool']}` | {e['decision']} | "
+        lines.append(f"| {when} | {e['channel']} | {names.get(e['persona_id'], e['persona_id'])} | `{e['tool']}` | "
+                     f"{e['decision']} | "
                      f"{reason} | {e['latency_ms'] or 0:.0f} |")
     return "\n".join(lines)
 
@@ -96,9 +94,8 @@ def identity_view(user: str, public: bool) -> str:
     if not public:
         return "_Local console: everything here is yours._"
     if user.startswith("hf:"):
-        return f"Signed in as **{user[3:]}**: your conversations, memories and notes are yours alone."
-    return (f"You are visitor `{user.split(':', 1)[-1][:8]}` (kept in a cookie on this browser): your "
-            "conversations, memories and notes are yours alone.")
+        return f"Signed in as **{user[3:]}** · what you say here is yours alone"
+    return f"You are visitor `{user.split(':', 1)[-1][:8]}` · what you say here is yours alone"
 
 
 def stored_view(stored: dict[str, Any]) -> str:
@@ -122,3 +119,14 @@ def erased_view(outcome: dict[str, Any]) -> str:
     for server, text in (outcome.get("tool_data") or {}).items():
         lines.append(f"- {server}: {text}")
     return "\n".join(lines)
+
+
+HISTORY_STAGES = {"endpointing_s": "endpointing", "stt_s": "speech recognition",
+                  "llm_first_token_s": "first token", "first_audio_s": "first audio"}
+
+
+def latency_rows(turn_number: int, turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """One turn's stages as rows of the latency history plot."""
+    stages = turn.get("stages_s", {})
+    return [{"turn": f"#{turn_number}", "stage": label, "seconds": round(stages[key], 3)}
+            for key, label in HISTORY_STAGES.items() if key in stages]

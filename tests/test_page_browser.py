@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Request, Route, expect, sync_playwright
@@ -23,11 +22,6 @@ from tests.conftest import isolated_env, start_app, stop_app
 UI_TIMEOUT_MS = 60_000
 ANSWER_TIMEOUT_MS = 180_000
 APOLOGY = "Sorry, something went wrong on my side"
-# Third parties the page is known to load from (see stub_third_parties); a new one is worth a look,
-# since on a public server each visitor's browser reaches it.
-KNOWN_THIRD_PARTIES = {"fonts.googleapis.com", "cdnjs.cloudflare.com", "huggingface.co"}
-
-
 def debian_chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
@@ -71,22 +65,16 @@ class PageErrors:
             self.lines.append(f"console.error: {message.text} (at {message.location.get('url')})")
 
 
-def stub_third_parties(app_url: str, requested: list[str]):
-    """Gradio's theme asks Google Fonts for its font, Gradio loads an iframe resizer from cdnjs
-    (for being embedded on a Space), and FastRTC preloads a sound from huggingface.co. This
-    machine and CI have no internet, where each would log a console error of the test's own
-    making; answering them empty keeps the browser on loopback and the console meaningful."""
+def keep_on_loopback(app_url: str, outside: list[str]):
+    """The page must load nothing from other servers (offline it would fail; online it tells
+    third parties who visits). Any such request is recorded, and refused so none leaves."""
 
     def answer(route: Route, request: Request) -> None:
         if request.url.startswith(app_url):
             route.continue_()
             return
-        requested.append(request.url)
-        if request.resource_type in ("stylesheet", "script"):
-            kind = "text/css" if request.resource_type == "stylesheet" else "text/javascript"
-            route.fulfill(status=200, content_type=kind, body="")
-        else:
-            route.fulfill(status=204, body="")
+        outside.append(request.url)
+        route.abort()
 
     return answer
 
@@ -110,15 +98,37 @@ def conversation_entries(page: Page):
 
 def close_dropdown(page: Page) -> None:
     page.keyboard.press("Escape")
-    page.get_by_label("Type instead").click()
+    page.get_by_placeholder("Say something…").click()
+
+
+def watch_the_transcript(page: Page) -> None:
+    """Record in the page what a visitor sees after they press Enter: how soon the thinking
+    bubble shows, and whether reply words appear before the reply's closing badge."""
+    page.evaluate("""() => {
+        const seen = window.__transcript = {sentAt: null, thinkingAfterMs: null, streamedBeforeDone: false};
+        document.addEventListener("keydown", (e) => { if (e.key === "Enter") seen.sentAt = performance.now(); },
+                                  true);
+        const chat = document.querySelector("#transcript");
+        new MutationObserver(() => {
+            const bots = chat.querySelectorAll('[data-testid="bot"]');
+            const last = bots[bots.length - 1];
+            if (!last || seen.sentAt === null) return;
+            const text = last.innerText;
+            if (seen.thinkingAfterMs === null && text.includes("thinking")) {
+                seen.thinkingAfterMs = performance.now() - seen.sentAt;
+            }
+            const words = text.split("\\n").slice(1).join(" ").trim();
+            if (words && !text.includes("thinking") && !last.querySelector("sub")) seen.streamedBeforeDone = true;
+        }).observe(chat, {subtree: true, childList: true, characterData: true});
+    }""")
 
 
 def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser: Browser, public_app,
                                                                          tmp_path: Path):
     context = browser.new_context()
     context.set_default_timeout(UI_TIMEOUT_MS)
-    third_parties: list[str] = []
-    context.route("**/*", stub_third_parties(public_app.base_url, third_parties))
+    outside: list[str] = []
+    context.route("**/*", keep_on_loopback(public_app.base_url, outside))
     page = context.new_page()
     errors = PageErrors(page)
     try:
@@ -127,8 +137,9 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         assert cookie is not None, f"no cozy_visitor cookie after GET /: {context.cookies()}"
         assert cookie["httpOnly"], "the visitor cookie must be HttpOnly"
 
-        typed = page.get_by_label("Type instead")
+        typed = page.get_by_placeholder("Say something…")
         typed.fill("What is the capital of France?")
+        watch_the_transcript(page)
         typed.press("Enter")
         asked, answers = transcript_messages(page)
         expect(asked).to_have_count(1)
@@ -140,6 +151,11 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         expect(answers).to_have_count(1)
         expect(answers.first).to_have_text(re.compile(r"\w"))
         assert APOLOGY not in answers.first.inner_text()
+        seen = page.evaluate("window.__transcript")
+        # At once: the question and a thinking bubble, before any answer (no queue between).
+        assert seen["thinkingAfterMs"] is not None and seen["thinkingAfterMs"] < 300, seen
+        # Live: words of the reply were on screen before the turn ended (its badge comes last).
+        assert seen["streamedBeforeDone"], seen
 
         # Coming back, the conversation is still there (and so the emptiness checked below means something).
         open_page(page, public_app.base_url + "/")
@@ -160,12 +176,37 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         close_dropdown(page)
         expect(asked).to_have_count(0)
         assert errors.lines == [], "the page logged errors:\n" + "\n".join(errors.lines)
-        unknown = [url for url in third_parties if urlsplit(url).hostname not in KNOWN_THIRD_PARTIES]
-        assert unknown == [], f"the page now loads from other third parties: {unknown}"
+        assert outside == [], f"the page loads from other servers: {outside}"
     except (AssertionError, Error):
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        print(f"screenshot: {tmp_path / 'page.png'}\nthird-party requests answered empty: {third_parties}\n"
+        print(f"screenshot: {tmp_path / 'page.png'}\nrequests to other servers: {outside}\n"
               f"page errors: {errors.lines}\napp log:\n{public_app.log_tail()}")
         raise
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport, must_see", [
+    ({"width": 1366, "height": 900}, ("transcript", "input", "tabs")),
+    ({"width": 390, "height": 844}, ("transcript", "input")),  # a phone: the transcript above the input
+])
+def test_the_page_fits_the_screen_without_scrolling(browser: Browser, public_app, viewport, must_see):
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    outside: list[str] = []
+    context.route("**/*", keep_on_loopback(public_app.base_url, outside))
+    page = context.new_page()
+    try:
+        open_page(page, public_app.base_url + "/")
+        parts = {"transcript": page.locator("#transcript"), "input": page.get_by_placeholder("Say something…"),
+                 "tabs": page.get_by_role("tab", name="Latency")}
+        for name in must_see:
+            box = parts[name].bounding_box()
+            assert box is not None, f"{name} is not on the page"
+            assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], \
+                f"{name} is below the fold at {viewport}: {box}"
+        transcript, typed = parts["transcript"].bounding_box(), parts["input"].bounding_box()
+        assert transcript["y"] < typed["y"], "the transcript comes before the input"
+        assert outside == [], f"the page loads from other servers: {outside}"
     finally:
         context.close()

@@ -19,9 +19,18 @@ class GatewayToolRunner:
     def schemas_for(self, persona: Any, channel: str) -> list[dict[str, Any]]:
         return self.gateway.schemas_for(persona.id, persona.allowed_tools, channel)
 
-    def run(self, call: Any, request: Any, persona: Any, session_id: str) -> str:
+    def run(self, call: Any, request: Any, persona: Any, session_id: str) -> "ToolOutput":
         context = ToolCallContext(user_id=request.user_id, session_id=session_id, persona_id=persona.id,
                                   allowed_tools=tuple(persona.allowed_tools), channel=request.channel,
                                   confirmed=bool(getattr(request, "confirmed", False)))
-        self.last_result = self.gateway.call(context, call.name, call.arguments)
-        return self.last_result.content
+        self.last_result = result = self.gateway.call(context, call.name, call.arguments)
+        return ToolOutput(result.content, result.ok, result.latency_ms)
+
+
+class ToolOutput(str):
+    """The text the model reads back, carrying this call's own outcome (not shared state)."""
+
+    def __new__(cls, content: str, ok: bool, latency_ms: float) -> "ToolOutput":
+        output = super().__new__(cls, content)
+        output.ok, output.latency_ms = ok, latency_ms
+        return output
