@@ -88,6 +88,16 @@ class CozyReplyOnPause(ReplyOnPause):
     def _needs_additional_inputs(self) -> bool:
         return False
 
+    def set_channel(self, channel: Any) -> None:
+        """A page's WebRTC call: ask the page for its inputs at once (FastRTC's "send_input"),
+        so the persona picked before Talk applies, and the call is bound to its visitor
+        before its first turn (space/ui.py binds it when the inputs arrive)."""
+        super().set_channel(channel)
+        try:
+            channel.send(create_message("send_input", []))
+        except Exception:  # noqa: BLE001 - a closed channel: the call is ending anyway
+            log.debug("could not ask the page for its inputs", exc_info=True)
+
     def set_args(self, args: list[Any]) -> None:
         super().set_args(args)
         # Gradio sends [webrtc_value, persona_id, session_id]; an API client [persona_id].

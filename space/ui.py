@@ -338,9 +338,10 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                      concurrency_limit=stream.concurrency_limit, time_limit=stream.time_limit)
         # FastRTC hands the same input values to every update of one call, so the history
         # list given here grows for as long as the call lasts.
-        voice.on_additional_outputs(voice_outputs, inputs=[visitor, latency_history],
-                                    outputs=[transcript, latency, history_plot, session_id, voice_state, session],
-                                    queue=False, show_progress="hidden")
+        outputs = voice.on_additional_outputs(
+            voice_outputs, inputs=[visitor, latency_history],
+            outputs=[transcript, latency, history_plot, session_id, voice_state, session], queue=False)
+        outputs.fn.show_progress = "hidden"  # FastRTC forces "minimal": a timer and faded text for the whole call
         persona.change(describe, inputs=[persona], outputs=[persona_card])
         persona.change(persona_tools, inputs=[persona], outputs=[tools_panel])
         gr.Timer(3).tick(recent_tool_calls, outputs=[audit_panel], show_progress="hidden")

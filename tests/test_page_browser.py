@@ -41,15 +41,22 @@ def public_app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    executable = debian_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            # The page asks for the microphone (FastRTC); a fake one answers without a prompt.
-            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
-        yield browser
-        browser.close()
+def playwright():
+    with sync_playwright() as instance:
+        yield instance
+
+
+def launch(playwright, *extra_args: str) -> Browser:
+    # The page asks for the microphone (FastRTC); a fake one answers without a prompt.
+    return playwright.chromium.launch(executable_path=debian_chromium(), headless=True, args=[
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", *extra_args])
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = launch(playwright)
+    yield browser
+    browser.close()
 
 
 class PageErrors:
@@ -210,3 +217,68 @@ def test_the_page_fits_the_screen_without_scrolling(browser: Browser, public_app
         assert outside == [], f"the page loads from other servers: {outside}"
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory) -> Path:
+    """What the fake microphone says: silence while the call connects, a question, then a pause."""
+    import numpy as np
+    import soundfile
+
+    from tests.clients.voice_ws import espeak_clip
+
+    path = tmp_path_factory.mktemp("microphone") / "question.wav"
+    speech = espeak_clip("Hello, how are you today?")
+    soundfile.write(path, np.concatenate([np.zeros(3 * 16_000, np.int16), speech, np.zeros(12 * 16_000, np.int16)]),
+                    16_000, subtype="PCM_16")
+    return path
+
+
+def test_a_spoken_turn_shows_its_state_and_the_reply_as_it_is_spoken(playwright, public_app, question_wav):
+    if True:  # one browser with this microphone
+        browser = launch(playwright, f"--use-file-for-fake-audio-capture={question_wav}")
+        context = browser.new_context()
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        outside: list[str] = []
+        context.route("**/*", keep_on_loopback(public_app.base_url, outside))
+        page = context.new_page()
+        errors = PageErrors(page)
+        try:
+            open_page(page, public_app.base_url + "/")
+            page.evaluate("""() => {
+                const seen = window.__voice = {states: [], replyWhileSpeaking: false};
+                const state = document.querySelector("#voice-state");
+                const chat = document.querySelector("#transcript");
+                new MutationObserver(() => {
+                    const now = state.innerText.split("\\n").find(line => /[A-Z][a-z]+/.test(line)) || "";
+                    const word = (now.match(/(Listening|Hearing you|Heard you|Thinking|Speaking)/) || [])[1];
+                    if (word && seen.states[seen.states.length - 1] !== word) seen.states.push(word);
+                    const bots = chat.querySelectorAll('[data-testid="bot"]');
+                    if (word === "Speaking" && bots.length && bots[bots.length - 1].innerText.split("\\n").length > 1)
+                        seen.replyWhileSpeaking = true;
+                }).observe(document.body, {subtree: true, childList: true, characterData: true});
+            }""")
+            page.get_by_text("Click to Access Microphone").click()
+            page.locator("button", has_text="Talk").first.click()
+            # The turn is over when the call listens again after speaking.
+            page.wait_for_function("window.__voice.states.includes('Speaking') && "
+                                   "window.__voice.states.lastIndexOf('Listening') > "
+                                   "window.__voice.states.indexOf('Speaking')", timeout=ANSWER_TIMEOUT_MS)
+            seen = page.evaluate("window.__voice")
+            # Then its conversation is listed, like a typed one, and can be reopened.
+            expect(conversation_entries(page)).to_have_count(1)
+            close_dropdown(page)
+            order = [s for s in seen["states"] if s in ("Hearing you", "Heard you", "Thinking", "Speaking")]
+            assert order[:1] == ["Hearing you"] and "Speaking" in order, seen
+            assert order.index("Heard you") < order.index("Thinking") < order.index("Speaking"), seen
+            assert seen["replyWhileSpeaking"], seen
+            _, answers = transcript_messages(page)
+            expect(answers.last).to_have_text(re.compile(r"\w"))
+            assert errors.lines == [], "the page logged errors:\n" + "\n".join(errors.lines)
+            assert outside == [], f"the page loads from other servers: {outside}"
+        except (AssertionError, Error):
+            print("voice states seen:", page.evaluate("window.__voice"), "\napp log:\n", public_app.log_tail())
+            raise
+        finally:
+            context.close()
+            browser.close()
