@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 BUSY = "Sorry, I'm busy with other people right now. Please say that again in a few seconds."
+ONE_MOMENT = "One moment, I'm just finishing with someone else."
+ONE_MOMENT_AFTER_S = 1.5  # waiting in the model's queue this long, the caller hears why
 
 
 def served_by(provider: Any) -> str:
@@ -72,8 +74,10 @@ class Conversation:
 
 class VoiceTurnRunner:
     def __init__(self, stt: SpeechToText, tts: TextToSpeech, orchestrator: ChatOrchestrator,
-                 output_sample_rate: int, apology_tts: TextToSpeech | None = None):
+                 output_sample_rate: int, apology_tts: TextToSpeech | None = None,
+                 queue_position: Callable[[str], int | None] | None = None):
         self.stt = stt
+        self.queue_position = queue_position  # the local LLM's queue: how many go before a user
         self.tts = tts
         self.orchestrator = orchestrator
         self.output_sample_rate = output_sample_rate
@@ -81,7 +85,7 @@ class VoiceTurnRunner:
         self._canned: dict[str, np.ndarray] = {}  # sentences said when the chain may be what broke
 
     def warmup(self) -> None:
-        for text in (APOLOGY, BUSY):
+        for text in (APOLOGY, BUSY, ONE_MOMENT):
             self._say(text)
 
     def _to_output(self, clip: AudioClip) -> np.ndarray:
@@ -99,6 +103,9 @@ class VoiceTurnRunner:
 
     def apology(self) -> tuple[int, np.ndarray]:
         return self._say(APOLOGY)
+
+    def _waits_in_queue(self, user_id: str) -> bool:
+        return bool(self.queue_position is not None and self.queue_position(user_id))
 
     def notice(self, text: str) -> Iterator[Any]:
         """Say this instead of a reply (a limit, a missing identity), in the local voice."""
@@ -164,9 +171,16 @@ class VoiceTurnRunner:
         spoken: list[str] = []
         heard_audio = False
         live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
+        told_to_wait = False
         try:
             while True:
-                kind, value = pieces.get()
+                try:
+                    kind, value = pieces.get(timeout=ONE_MOMENT_AFTER_S if not told_to_wait else None)
+                except queue.Empty:
+                    told_to_wait = True
+                    if not spoken and self._waits_in_queue(conversation.user_id):
+                        yield self._say(ONE_MOMENT)
+                    continue
                 if kind == "piece":
                     piece, piece_ready_at = value
                     if not spoken:

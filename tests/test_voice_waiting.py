@@ -1,0 +1,90 @@
+"""A caller whose turn waits for the one local model hears "one moment", not silence,
+and then the answer; nobody waiting hears nothing extra."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from config import Settings
+from handlers.voice_turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
+from orchestrator.services import build_chat_services
+from personas.cards import PersonaCatalog
+from providers.base import AudioClip
+from providers.chains import build_chains
+from providers.local_queue import FairQueue, QueuedChatModel
+from tests.conftest import ROOT
+from tests.fakes.providers import ScriptedChatModel, ScriptedSTT, speech
+
+
+class RecordingTTS:
+    name = "recording-tts"
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
+        self.texts.append(text)
+        yield AudioClip(24_000, np.full(2400, 5, dtype=np.int16))
+
+
+def local_chain(queue: FairQueue, tmp_path):
+    """The local model behind its fair queue, in the chain the app builds (no cloud keys)."""
+    llm, _, _ = build_chains({}, QueuedChatModel(ScriptedChatModel(text="Here you are."), queue), ScriptedSTT(),
+                             RecordingTTS(), cache_dir=tmp_path / "tts")
+    return llm
+
+
+def wait_until(predicate, timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_caller_waiting_for_the_model_hears_one_moment_then_the_answer(tmp_path):
+    queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
+    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
+                                   local_chain(queue, tmp_path))
+    tts = RecordingTTS()
+    runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,
+                             queue_position=queue.position)
+    someone_else_done = threading.Event()
+    holding = threading.Event()
+
+    def someone_else() -> None:
+        with queue.turn("someone-else"):
+            holding.set()
+            someone_else_done.wait(30)
+
+    threading.Thread(target=someone_else, daemon=True).start()
+    assert holding.wait(10)
+    outputs: list = []
+    turn = SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter())
+    call = threading.Thread(target=lambda: outputs.extend(runner.run(turn, Conversation(user_id="caller"))),
+                            daemon=True)
+    call.start()
+    try:
+        assert wait_until(lambda: ONE_MOMENT in tts.texts), tts.texts
+        assert not any("Here you are" in t for t in tts.texts)  # still waiting: only told so
+    finally:
+        someone_else_done.set()
+    call.join(30)
+    assert tts.texts[0] == ONE_MOMENT and any("Here you are" in t for t in tts.texts[1:]), tts.texts
+    services.close()
+
+
+def test_a_caller_with_nobody_ahead_hears_only_the_answer(tmp_path):
+    queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
+    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
+                                   local_chain(queue, tmp_path))
+    tts = RecordingTTS()
+    runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,
+                             queue_position=queue.position)
+    list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
+    assert ONE_MOMENT not in tts.texts and any("Here you are" in t for t in tts.texts)
+    services.close()
