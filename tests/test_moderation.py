@@ -34,7 +34,7 @@ from providers.moderation.openai import OpenAIModerationSettings, OpenAIModerato
 from tests.conftest import free_port
 from tests.fakes.fixtures import _fake_vendors, vendor, vendors  # noqa: F401 - fixtures
 from tests.fakes.openapi import component_validator
-from tests.fakes.providers import ScriptedSTT, speech
+from tests.fakes.providers import RecordingTTS, ScriptedSTT, speech
 from tests.fakes.vendor_server import Fault
 
 SHIPPED = Path(__file__).resolve().parent.parent / "personas"
@@ -64,17 +64,6 @@ class CountingModel:
             self.words_pulled += 1
             yield ChatDelta(text=word + " ")
         yield ChatDelta(finish_reason="stop")
-
-
-class RecordingTTS:
-    name = "recording-tts"
-
-    def __init__(self):
-        self.texts: list[str] = []
-
-    def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
-        self.texts.append(text)
-        yield speech(0.05, 24_000)
 
 
 def wait_for(condition, timeout_s: float = 10.0, what: str = "condition"):

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-
-import numpy as np
 
 from config import Settings
 from handlers.voice_turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
-from providers.base import AudioClip
 from providers.chains import build_chains
 from providers.local_queue import FairQueue, QueuedChatModel
 from tests.conftest import ROOT
-from tests.fakes.providers import ScriptedChatModel, ScriptedSTT, speech
-
-
-class RecordingTTS:
-    name = "recording-tts"
-
-    def __init__(self):
-        self.texts: list[str] = []
-
-    def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
-        self.texts.append(text)
-        yield AudioClip(24_000, np.full(2400, 5, dtype=np.int16))
+from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
 
 
 def local_chain(queue: FairQueue, tmp_path):
@@ -35,6 +20,17 @@ def local_chain(queue: FairQueue, tmp_path):
     llm, _, _ = build_chains({}, QueuedChatModel(ScriptedChatModel(text="Here you are."), queue), ScriptedSTT(),
                              RecordingTTS(), cache_dir=tmp_path / "tts")
     return llm
+
+
+def waiting_caller(tmp_path) -> tuple[FairQueue, object, RecordingTTS, VoiceTurnRunner]:
+    """A voice runner over the local model's fair queue, speaking into a recording TTS."""
+    queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
+    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
+                                   local_chain(queue, tmp_path))
+    tts = RecordingTTS()
+    runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,
+                             queue_position=queue.position)
+    return queue, services, tts, runner
 
 
 def wait_until(predicate, timeout_s: float = 30) -> bool:
@@ -47,12 +43,7 @@ def wait_until(predicate, timeout_s: float = 30) -> bool:
 
 
 def test_a_caller_waiting_for_the_model_hears_one_moment_then_the_answer(tmp_path):
-    queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
-                                   local_chain(queue, tmp_path))
-    tts = RecordingTTS()
-    runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,
-                             queue_position=queue.position)
+    queue, services, tts, runner = waiting_caller(tmp_path)
     someone_else_done = threading.Event()
     holding = threading.Event()
 
@@ -79,12 +70,7 @@ def test_a_caller_waiting_for_the_model_hears_one_moment_then_the_answer(tmp_pat
 
 
 def test_a_caller_with_nobody_ahead_hears_only_the_answer(tmp_path):
-    queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
-                                   local_chain(queue, tmp_path))
-    tts = RecordingTTS()
-    runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,
-                             queue_position=queue.position)
+    queue, services, tts, runner = waiting_caller(tmp_path)
     list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
     assert ONE_MOMENT not in tts.texts and any("Here you are" in t for t in tts.texts)
     services.close()

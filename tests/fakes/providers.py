@@ -101,3 +101,16 @@ class ScriptedTTS:
     def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
         self.calls += 1
         yield AudioClip(self.sample_rate, np.full(self.sample_rate // 10, 7, dtype=np.int16))
+
+
+class RecordingTTS:
+    """Speaks a short tone per text and keeps every text it was asked to say."""
+
+    name = "recording-tts"
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
+        self.texts.append(text)
+        yield speech(0.05, 24_000)
