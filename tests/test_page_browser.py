@@ -108,6 +108,18 @@ def close_dropdown(page: Page) -> None:
     page.get_by_placeholder("Say something…").click()
 
 
+def visit(browser: Browser, app, **context_options):
+    """A new visitor (their own cookies) on the page: (context, page, outside requests, errors)."""
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    outside: list[str] = []
+    context.route("**/*", keep_on_loopback(app.base_url, outside))
+    page = context.new_page()
+    errors = PageErrors(page)
+    open_page(page, app.base_url + "/")
+    return context, page, outside, errors
+
+
 def watch_the_transcript(page: Page) -> None:
     """Record in the page what a visitor sees after they press Enter: how soon the thinking
     bubble shows, and whether reply words appear before the reply's closing badge."""
@@ -132,14 +144,8 @@ def watch_the_transcript(page: Page) -> None:
 
 def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser: Browser, public_app,
                                                                          tmp_path: Path):
-    context = browser.new_context()
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    outside: list[str] = []
-    context.route("**/*", keep_on_loopback(public_app.base_url, outside))
-    page = context.new_page()
-    errors = PageErrors(page)
+    context, page, outside, errors = visit(browser, public_app)
     try:
-        open_page(page, public_app.base_url + "/")
         cookie = {c["name"]: c for c in context.cookies(public_app.base_url)}.get("cozy_visitor")
         assert cookie is not None, f"no cozy_visitor cookie after GET /: {context.cookies()}"
         assert cookie["httpOnly"], "the visitor cookie must be HttpOnly"
@@ -198,13 +204,8 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
     ({"width": 390, "height": 844}, ("transcript", "input")),  # a phone: the transcript above the input
 ])
 def test_the_page_fits_the_screen_without_scrolling(browser: Browser, public_app, viewport, must_see):
-    context = browser.new_context(viewport=viewport)
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    outside: list[str] = []
-    context.route("**/*", keep_on_loopback(public_app.base_url, outside))
-    page = context.new_page()
+    context, page, outside, _ = visit(browser, public_app, viewport=viewport)
     try:
-        open_page(page, public_app.base_url + "/")
         parts = {"transcript": page.locator("#transcript"), "input": page.get_by_placeholder("Say something…"),
                  "tabs": page.get_by_role("tab", name="Latency")}
         for name in must_see:
@@ -237,14 +238,8 @@ def question_wav(tmp_path_factory) -> Path:
 def test_a_spoken_turn_shows_its_state_and_the_reply_as_it_is_spoken(playwright, public_app, question_wav):
     if True:  # one browser with this microphone
         browser = launch(playwright, f"--use-file-for-fake-audio-capture={question_wav}")
-        context = browser.new_context()
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        outside: list[str] = []
-        context.route("**/*", keep_on_loopback(public_app.base_url, outside))
-        page = context.new_page()
-        errors = PageErrors(page)
+        context, page, outside, errors = visit(browser, public_app)
         try:
-            open_page(page, public_app.base_url + "/")
             page.evaluate("""() => {
                 const seen = window.__voice = {states: [], replyWhileSpeaking: false};
                 const state = document.querySelector("#voice-state");
