@@ -23,7 +23,7 @@ from memory.knowledge import KnowledgeError
 from orchestrator.services import ChatServices
 from orchestrator.turns import TurnRequest
 from personas.cards import PersonaCatalog, PersonaError
-from space.transcript import IDLE_STATE, STATE_LABELS, live_voice_chat, transcript_of
+from space.transcript import IDLE_STATE, STATE_LABELS, THINKING, live_voice_chat, transcript_of
 from space.typed_turn import run_typed_turn, start_chat
 from space.views import (audit_view, documents_view, erased_view, identity_view, latency_rows, latency_table,
                          profile_view, session_choices, stored_view, tools_view)
@@ -174,6 +174,8 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
             yield (gr.skip(), chat, gr.skip(), False, gr.update(visible=False), gr.update(visible=True),
                    message)
             return
+        if not chat or chat[-1]["role"] != "assistant" or THINKING not in chat[-1]["content"]:
+            chat = start_chat(chat, message, persona_name(persona_id))  # called as an API, not from the page
         request_ = TurnRequest(text=message, user_id=user, session_id=session_id, persona_id=persona_id,
                                channel="text")
         for update in run_typed_turn(services.orchestrator, request_, chat, persona_name(persona_id),
@@ -273,7 +275,7 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         session_id = gr.State(None)
         visitor = gr.State(None)  # server-side: set from the request at load
         busy = gr.State(False)
-        pending = gr.State("")
+        pending = gr.Textbox(visible=False)  # the message being answered; a component, so the API can send it
         last_message = gr.State("")
         latency_history = gr.State([])
         with gr.Row():
@@ -353,7 +355,7 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                             show_progress="hidden")
             answered = shown.then(run_typed, inputs=[pending, persona, session_id, transcript],
                                   outputs=typed_outputs, show_progress="hidden", concurrency_limit=None,
-                                  api_name="type" if trigger == typed.submit else False)
+                                  api_name="type" if trigger == typed.submit else None)
             stop.click(stop_typed, outputs=[busy, stop], cancels=[answered], queue=False)
         retried = retry.click(prepare_retry, inputs=[last_message, transcript, persona],
                               outputs=[transcript, pending, busy, stop, retry], queue=False)

@@ -101,7 +101,7 @@ class Visitor:
         self.page = Client(app.base_url, headers={"Cookie": f"{COOKIE_NAME}={self.cookie}"}, verbose=False)
 
     def type(self, text: str, persona: str = "concise") -> tuple[str, list[str]]:
-        _, chat, sessions = self.page.predict(text, persona, None, [], api_name="/type")
+        chat, sessions, *_ = self.page.predict(text, persona, [], api_name="/type")  # message, persona, transcript
         return chat[-1]["content"], [choice[1] for choice in sessions["choices"]]
 
     def stored(self) -> str:
@@ -192,7 +192,7 @@ def test_the_space_is_public_mode(space):
     # The page's events refuse a request that carries no visitor.
     stranger = Client(space.base_url, verbose=False)
     with pytest.raises(Exception, match="reload the page"):
-        stranger.predict("hi", "concise", None, [], api_name="/type")
+        stranger.predict("hi", "concise", [], api_name="/type")
 
 
 @pytest.mark.parametrize("token", [None, "forged.token", VoiceTokens(b"another server").issue("visitor:x"),
