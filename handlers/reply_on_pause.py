@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from aiortc import RTCDataChannel
 from fastrtc import AlgoOptions, ReplyOnPause
 from fastrtc.utils import create_message, current_context, split_output
 
@@ -93,6 +94,8 @@ class CozyReplyOnPause(ReplyOnPause):
         so the persona picked before Talk applies, and the call is bound to its visitor
         before its first turn (space/ui.py binds it when the inputs arrive)."""
         super().set_channel(channel)
+        if not isinstance(channel, RTCDataChannel):  # websocket and phone clients send their settings themselves
+            return
         try:
             channel.send(create_message("send_input", []))
         except Exception:  # noqa: BLE001 - a closed channel: the call is ending anyway
