@@ -78,8 +78,6 @@ class CozyReplyOnPause(ReplyOnPause):
         self._last_speech_at = 0.0
         self.conversation = Conversation(persona_id=default_persona)
         self.identities = identities
-        # A voice state for the page between turns (listening, hearing); turns report their own.
-        self._state_note: str | None = "listening"
 
     def copy(self) -> "CozyReplyOnPause":
         return CozyReplyOnPause(self.runner, self.vad, self.turn_options, self.output_sample_rate,
@@ -160,9 +158,7 @@ class CozyReplyOnPause(ReplyOnPause):
             self.send_message_sync(create_message("log", "started_talking"))
             if self.can_interrupt and self._replying():
                 self._barge_in()
-            if not self._replying():
-                self._state_note = "hearing"
-                self.event.set()
+
         elif event is TurnEvent.PAUSE_STARTED:
             self._early = _early_stt.submit(transcribe_as, self.runner.stt, self._audio_so_far(),
                                             self.conversation.user_id)
@@ -203,9 +199,6 @@ class CozyReplyOnPause(ReplyOnPause):
     # --- output side ------------------------------------------------------------
 
     def emit(self) -> Any:
-        note, self._state_note = self._state_note, None
-        if note is not None and not self._replying():
-            return self.conversation.show(note)
         if not self.event.wait(IDLE_WAIT_S):
             return None
         with self._lock:
