@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from providers.base import CancelFlag, ChatDelta, ChatOptions
+from providers.base import CancelFlag, ChatDelta, ChatOptions, ToolCall
 from providers.offline.tool_calls import ToolCallParser
+from providers.offline.tool_grammar import tool_grammar
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,23 @@ def _for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message = {**message, "tool_calls": calls, "content": message.get("content") or ""}
         prepared.append(message)
     return prepared
+
+
+# Said right after the template's tool list, where a small model heeds it most: a
+# coding model otherwise tells the user how to call `current_time` instead of
+# calling it (measured in bench/tool_reliability.py). No double quotes: it goes
+# into the template's own string literal.
+TOOL_USE_NOTE = ("When one of the tools above can answer, your whole reply is the tool call, with no preamble "
+                 "and no explanation: you run tools yourself, the user cannot. When its result comes back, "
+                 "answer the user in plain words; its first sentence is written to be spoken.")
+_TOOLS_HEADER_END = "</tool_call><|im_end|>"
+
+
+def _with_tool_note(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For a template without Qwen's tool header: the note joins the system prompt."""
+    if messages and messages[0].get("role") == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{TOOL_USE_NOTE}"}, *messages[1:]]
+    return [{"role": "system", "content": TOOL_USE_NOTE}, *messages]
 
 
 _PROMPT_ONLY_KEYS = {"title", "additionalProperties", "maxLength", "minLength", "maxItems", "minItems",
@@ -63,21 +82,25 @@ _DOUBLED_EXAMPLE = '{{\\"name\\": <function-name>, \\"arguments\\": <args-json-o
 _SINGLE_EXAMPLE = '{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}'
 
 
-def _repair_chat_template(llm: Any) -> None:
-    """Some Qwen2.5 GGUF uploads carry a template whose tool-call example renders
-    with doubled braces, and small models copy it ({{"name": ...}}): render it
+def _prepare_chat_template(llm: Any) -> bool:
+    """Qwen2.5's template, with the tool note after its tool list; True if the note is in.
+
+    Some Qwen2.5 GGUF uploads also carry a template whose tool-call example renders
+    with doubled braces, and small models copy it ({{"name": ...}}): it is rendered
     with single braces, as the upstream template does."""
     from llama_cpp import llama_chat_format
 
     template = llm.metadata.get("tokenizer.chat_template", "")
-    if _DOUBLED_EXAMPLE not in template or llm.chat_format != "chat_template.default":
-        return
+    if _TOOLS_HEADER_END not in template or llm.chat_format != "chat_template.default":
+        return False
+    template = template.replace(_DOUBLED_EXAMPLE, _SINGLE_EXAMPLE).replace(
+        _TOOLS_HEADER_END, f"</tool_call>\\n\\n{TOOL_USE_NOTE}<|im_end|>", 1)
     eos = llm._model.token_get_text(llm.token_eos())
     bos = llm._model.token_get_text(llm.token_bos())
     llm._chat_handlers["chat_template.default"] = llama_chat_format.Jinja2ChatFormatter(
-        template=template.replace(_DOUBLED_EXAMPLE, _SINGLE_EXAMPLE), eos_token=eos, bos_token=bos,
-        stop_token_ids=[llm.token_eos()],
+        template=template, eos_token=eos, bos_token=bos, stop_token_ids=[llm.token_eos()],
     ).to_chat_handler()
+    return True
 
 
 def compact_prompt_cache(capacity_bytes: int) -> Any:
@@ -105,9 +128,18 @@ def compact_prompt_cache(capacity_bytes: int) -> Any:
     return CompactPromptCache(capacity_bytes=capacity_bytes)
 
 
+@dataclass
+class _Completion:
+    calls: list[ToolCall]
+    finish_reason: str | None
+    completion_tokens: int
+    wrote_text: bool
+    dropped: list[str]
+
+
 class LlamaChatModel:
     def __init__(self, model_path: Path, name: str, threads: int = 2, context_tokens: int = 4096,
-                 prompt_cache_bytes: int = 512 * 1024 * 1024):
+                 prompt_cache_bytes: int = 512 * 1024 * 1024, tool_grammar: bool = True):
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the machine
@@ -115,11 +147,12 @@ class LlamaChatModel:
                 "llama-cpp-python is not installed: run `make setup` (it builds it for this CPU)"
             ) from exc
         self.name = f"offline-{name}"
+        self.tool_grammar = tool_grammar  # prose or offered calls only (tool_grammar.py)
         self._llm = Llama(
             model_path=str(model_path), n_ctx=context_tokens, n_threads=threads,
             n_threads_batch=threads, n_batch=256, verbose=False,
         )
-        _repair_chat_template(self._llm)
+        self._tool_note_in_template = _prepare_chat_template(self._llm)
         # Evaluated prompt prefixes (persona prompt + tools) kept in RAM, so switching
         # persona or user does not re-read a thousand tokens of tool schemas.
         self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
@@ -128,35 +161,49 @@ class LlamaChatModel:
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,
                cancelled: CancelFlag | None = None) -> Iterator[ChatDelta]:
         with self._lock:
-            chunks = self._llm.create_chat_completion(
-                messages=_for_template(messages), stream=True, temperature=options.temperature,
-                max_tokens=options.max_tokens, tools=compact_tools(options.tools) or None,
-            )
-            parser = ToolCallParser({t["function"]["name"] for t in options.tools})
-            completion_tokens = 0
-            finish_reason = None
-            try:
-                for chunk in chunks:
-                    if cancelled is not None and cancelled.is_set():
-                        finish_reason = "cancelled"
-                        break
-                    choice = chunk["choices"][0]
-                    text = choice.get("delta", {}).get("content") or ""
-                    if text:
-                        completion_tokens += 1
-                        shown = parser.feed(text)
-                        if shown:
-                            yield ChatDelta(text=shown)
-                    finish_reason = choice.get("finish_reason") or finish_reason
-            finally:
-                chunks.close()  # frees the model for the next caller even when the reader stops early
-            rest, calls = parser.finish()
-            if rest:
-                yield ChatDelta(text=rest)
-            if calls and finish_reason != "cancelled":
-                finish_reason = "tool_calls"
-            yield ChatDelta(tool_calls=tuple(calls), finish_reason=finish_reason or "stop",
-                            completion_tokens=completion_tokens)
+            tools = compact_tools(options.tools)
+            done = yield from self._complete(messages, options, tools, cancelled)
+            if tools and done.dropped and not (done.calls or done.wrote_text) and done.finish_reason == "stop":
+                # Only markup for a tool nobody offered: ask again for words, without tools.
+                log.info("%s: dropped a call to no offered tool; answering without tools", self.name)
+                done = yield from self._complete(messages, options, [], cancelled)
+            finish_reason = "tool_calls" if done.calls and done.finish_reason != "cancelled" else done.finish_reason
+            yield ChatDelta(tool_calls=tuple(done.calls), finish_reason=finish_reason or "stop",
+                            completion_tokens=done.completion_tokens)
+
+    def _complete(self, messages: list[dict[str, Any]], options: ChatOptions, tools: list[dict[str, Any]],
+                  cancelled: CancelFlag | None) -> Generator[ChatDelta, None, _Completion]:
+        noted = tools and not self._tool_note_in_template
+        prompt = _for_template(_with_tool_note(messages) if noted else messages)
+        chunks = self._llm.create_chat_completion(
+            messages=prompt, stream=True, temperature=options.temperature, max_tokens=options.max_tokens,
+            tools=tools or None, grammar=tool_grammar(tools) if self.tool_grammar else None,
+        )
+        parser = ToolCallParser({t["function"]["name"] for t in tools})
+        completion_tokens, finish_reason, wrote_text = 0, None, False
+        try:
+            for chunk in chunks:
+                if cancelled is not None and cancelled.is_set():
+                    finish_reason = "cancelled"
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                if text:
+                    completion_tokens += 1
+                    shown = parser.feed(text)
+                    if shown:
+                        wrote_text = True
+                        yield ChatDelta(text=shown)
+                finish_reason = choice.get("finish_reason") or finish_reason
+        finally:
+            chunks.close()  # frees the model for the next caller even when the reader stops early
+        rest, calls = parser.finish()
+        if rest:
+            wrote_text = True
+            yield ChatDelta(text=rest)
+        if parser.dropped:
+            log.debug("%s kept tool markup from the reply: %r", self.name, parser.dropped)
+        return _Completion(calls, finish_reason, completion_tokens, wrote_text, parser.dropped)
 
     def prime(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
         """Evaluate a prompt prefix ahead of time, so the first real turn starts warm."""
