@@ -15,11 +15,11 @@ from functools import lru_cache
 from storage.term_index import terms_of
 
 _ARITHMETIC = re.compile(r"\d\s*([-+*/x×÷^%]|plus|minus|times|divided|multiplied|percent|squared)\s*\d?|"
-                         r"square root|how much is", re.I)
+                         r"square root|to the power|how much is", re.I)
 # Words people use for a kind of tool that its own description may not contain,
 # keyed by a fragment of the tool's name.
 _TRIGGERS = {
-    "time": "clock o'clock hour date timezone",
+    "time": "clock o'clock hour date timezone day weekday week",
     "remind": "remind remember schedule appointment alarm",
     "note": "remember write jot",
     "calc": "calculate compute math sum total",

@@ -21,6 +21,8 @@ def offered(text: str) -> set[str]:
     ("remind me to call mum", {"add_reminder"}),
     ("Delete note three.", {"delete_note"}),
     ("What's the date?", {"current_time", "convert_time"}),
+    ("What day of the week is it?", {"current_time", "convert_time"}),
+    ("What's 2 to the power of 10?", {"calculate"}),
 ])
 def test_a_request_gets_the_tools_it_needs_and_only_those(text, tools):
     assert offered(text) == tools
