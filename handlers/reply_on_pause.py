@@ -179,6 +179,7 @@ class CozyReplyOnPause(ReplyOnPause):
         return self.generator is not None
 
     def _barge_in(self) -> None:
+        self.conversation.barged_in.set()
         with self._lock:
             self._interrupt = True
             self.clear_queue()

@@ -34,6 +34,9 @@ APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 BUSY = "Sorry, I'm busy with other people right now. Please say that again in a few seconds."
 ONE_MOMENT = "One moment, I'm just finishing with someone else."
 ONE_MOMENT_AFTER_S = 1.5  # waiting in the model's queue this long, the caller hears why
+# The reply's audio is produced faster than it is played: the turn says "listening" only
+# once the caller has heard it (or talked over it), at most this long after its last words.
+LONGEST_PLAYBACK_WAIT_S = 30.0
 
 
 def served_by(provider: Any) -> str:
@@ -62,6 +65,7 @@ class Conversation:
     transcript: list[dict[str, str]] = field(default_factory=list)
     last_turn: dict[str, Any] = field(default_factory=dict)
     turns: int = 0  # numbers each turn, so a page can tell a new turn from a repeated update
+    barged_in: threading.Event = field(default_factory=threading.Event)  # the caller talked over a reply
 
     def show(self, state: str) -> AdditionalOutputs:
         """The voice state the page shows (listening, hearing, heard, thinking, speaking)."""
@@ -154,11 +158,15 @@ class VoiceTurnRunner:
             return
         conversation.transcript.append({"role": "user", "content": text})
         yield conversation.show("thinking")
-        yield from self._reply(text, turn, conversation, timings)
+        conversation.barged_in.clear()
+        played_by = yield from self._reply(text, turn, conversation, timings)
+        # "Speaking" lasts while the caller hears the reply, not while it is made.
+        conversation.barged_in.wait(min(played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S))
         yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
                timings: dict[str, float]) -> Iterator[Any]:
+        """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = TurnRequest(text=text, user_id=conversation.user_id,
                               session_id=conversation.session_id,
                               persona_id=conversation.persona_id, channel=conversation.channel)
@@ -170,6 +178,7 @@ class VoiceTurnRunner:
         writer.start()
         spoken: list[str] = []
         heard_audio = False
+        played_by = time.perf_counter()
         live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
         told_to_wait = False
         try:
@@ -196,7 +205,9 @@ class VoiceTurnRunner:
                                 timings["tts_first_audio_s"] = now - piece_ready_at
                                 timings["llm_first_piece_s"] = piece_ready_at - llm_started
                                 timings["reply_started_s"] = llm_started - turn.speech_ended_at
-                            yield self.output_sample_rate, self._to_output(clip)
+                            samples = self._to_output(clip)
+                            played_by = max(played_by, time.perf_counter()) + samples.size / self.output_sample_rate
+                            yield self.output_sample_rate, samples
                     except Exception:
                         log.exception("text-to-speech failed")
                         cancelled.set()
@@ -237,6 +248,7 @@ class VoiceTurnRunner:
         else:  # nothing of it was heard
             conversation.transcript[:] = [m for m in conversation.transcript if m is not live_reply]
         yield conversation.outputs()
+        return played_by
 
     def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: threading.Event) -> None:
         chunker = SentenceChunker()

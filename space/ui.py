@@ -23,6 +23,8 @@ from memory.knowledge import KnowledgeError
 from orchestrator.services import ChatServices
 from orchestrator.turns import TurnRequest
 from personas.cards import PersonaCatalog, PersonaError
+from space.call_updates import on_call_updates
+from space.one_click_voice import VOICE_ELEM_ID, one_click_head
 from space.transcript import IDLE_STATE, STATE_LABELS, THINKING, live_voice_chat, transcript_of
 from space.typed_turn import run_typed_turn, start_chat
 from space.views import (audit_view, documents_view, erased_view, identity_view, latency_rows, latency_table,
@@ -47,6 +49,7 @@ PAGE_CSS = """
 # System fonts: a theme with Google fonts would make every visitor's browser call Google.
 THEME = gr.themes.Soft(font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
                        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+TALK = "Talk"  # the one button that starts a call (space/one_click_voice.py)
 EMPTY_HISTORY = pd.DataFrame({"turn": pd.Series(dtype=str), "stage": pd.Series(dtype=str),
                               "seconds": pd.Series(dtype=float)})
 
@@ -211,12 +214,12 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         chat = live_voice_chat(stored, voice_transcript, turn, name)
         number = turn.get("turn")
         if "turn_s" in turn.get("stages_s", {}) and number and not any(r["turn"] == f"#{number}" for r in history):
-            history.extend(latency_rows(number, turn))  # the list lives as long as the call
+            history = [*history, *latency_rows(number, turn)]
         state = STATE_LABELS.get(turn.get("state", ""), IDLE_STATE)
         sessions = sessions_update(user, session_id) if user and "turn_s" in turn.get("stages_s", {}) \
             else gr.skip()
         return (chat, latency_table(turn), pd.DataFrame(history) if history else EMPTY_HISTORY, session_id,
-                state, sessions)
+                state, sessions, history)
 
     def bind_voice(webrtc_data, persona_id: str, session_id: str | None, request: gr.Request) -> None:
         """FastRTC sends the page's inputs to its connection on every change: the first
@@ -265,7 +268,7 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         return (erased_view(outcome), None, [], gr.update(choices=[], value=None),
                 profile_view({}, []), documents_view([]), gr.update(choices=[], value=None), audit_view([]))
 
-    with gr.Blocks(title="CozyEngine", theme=THEME, css=PAGE_CSS) as blocks:
+    with gr.Blocks(title="CozyEngine", theme=THEME, css=PAGE_CSS, head=one_click_head(TALK)) as blocks:
         with gr.Row(equal_height=True):
             gr.Markdown("## CozyEngine\nPress **Talk**, speak, and pause: the persona answers. Or type.",
                         elem_id="page-header")
@@ -302,7 +305,8 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                 voice_state = gr.Markdown(IDLE_STATE, elem_id="voice-state")
                 voice = WebRTC(label="Voice", modality="audio", mode="send-receive", full_screen=False,
                                rtc_configuration=stream.rtc_configuration, show_label=False,
-                               button_labels={"start": "Talk", "stop": "Hang up", "waiting": "Connecting…"})
+                               elem_id=VOICE_ELEM_ID,
+                               button_labels={"start": TALK, "stop": "Hang up", "waiting": "Connecting…"})
                 if guard_voice is not None:
                     guard_voice(voice)
                 with gr.Tab("Latency"):
@@ -338,12 +342,9 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
         voice.set_input_on_submit = bind_voice
         voice.stream(fn=stream.event_handler, inputs=[voice, persona, session_id], outputs=[voice],
                      concurrency_limit=stream.concurrency_limit, time_limit=stream.time_limit)
-        # FastRTC hands the same input values to every update of one call, so the history
-        # list given here grows for as long as the call lasts.
-        outputs = voice.on_additional_outputs(
-            voice_outputs, inputs=[visitor, latency_history],
-            outputs=[transcript, latency, history_plot, session_id, voice_state, session], queue=False)
-        outputs.fn.show_progress = "hidden"  # FastRTC forces "minimal": a timer and faded text for the whole call
+        on_call_updates(voice, voice_outputs, inputs=[visitor, latency_history],
+                        outputs=[transcript, latency, history_plot, session_id, voice_state, session,
+                                 latency_history])
         persona.change(describe, inputs=[persona], outputs=[persona_card])
         persona.change(persona_tools, inputs=[persona], outputs=[tools_panel])
         gr.Timer(3).tick(recent_tool_calls, outputs=[audit_panel], show_progress="hidden")

@@ -31,6 +31,7 @@ from providers.base import AudioClip, CancelFlag, ChatDelta, ChatOptions
 from providers.moderation.chain import build_moderation
 from providers.moderation.offline import OfflineModerator
 from providers.moderation.openai import OpenAIModerationSettings, OpenAIModerator
+from storage.audit import DuckDbAuditSink
 from tests.conftest import free_port
 from tests.fakes.fixtures import _fake_vendors, vendor, vendors  # noqa: F401 - fixtures
 from tests.fakes.openapi import component_validator
@@ -140,6 +141,26 @@ def test_a_threat_typed_to_the_assistant_gets_the_personas_refusal_and_never_rea
         # An ordinary question still reaches the model.
         _, fine = turn(services, "What is a good name for a cat?")
         assert model.calls == 1 and fine.finish_reason == "stop"
+    finally:
+        services.close()
+
+
+def test_a_moderation_flag_is_shown_to_its_own_user_and_to_nobody_else(tmp_path, personas):
+    services = services_with(tmp_path, personas, CountingModel())
+    try:
+        turn(services, THREAT, user="ada")
+        wait_for(lambda: audit_rows(services, "ada"), what="the audit row")
+        ada, bob = services.personal_data.shown("ada"), services.personal_data.shown("bob")
+        assert [f["decision"] for f in ada["moderation_flags"]] == ["flagged"]
+        assert bob["moderation_flags"] == [] and bob["tool_calls"] == []
+        audit_log = DuckDbAuditSink(services.db)  # the page's audit panel reads it per visitor
+        assert [e["decision"] for e in audit_log.recent("ada")] == ["flagged"]
+        assert audit_log.recent("bob") == []
+        # Bob forgetting himself leaves Ada's record; Ada forgetting herself removes it.
+        services.personal_data.erase("bob")
+        assert len(services.personal_data.shown("ada")["moderation_flags"]) == 1
+        services.personal_data.erase("ada")
+        assert services.personal_data.shown("ada")["moderation_flags"] == []
     finally:
         services.close()
 

@@ -17,6 +17,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Request, R
 from config import Settings
 from providers import model_files
 from tests.conftest import isolated_env, start_app, stop_app
+from tests.fakes.vendor_server import FakeVendorServer
+from tests.fakes.wire import ToolScript
 
 # Generous: the app, the model and the browser share a busy 2-core machine.
 UI_TIMEOUT_MS = 60_000
@@ -36,6 +38,27 @@ def public_app(tmp_path_factory):
     fast_model = model_files.resolve("smollm2-135m", Settings.from_env().models_dir)
     app = start_app(folder, {**isolated_env(folder / "data"), "COZY_PUBLIC": "1",
                              "COZY_LLM": "smollm2-135m", "COZY_LLM_PATH": str(fast_model)})
+    yield app
+    stop_app(app)
+
+
+@pytest.fixture(scope="module")
+def llm_vendor():
+    """For the tool chip: a cloud model faked at the wire, which calls the clock every time
+    (whether the offline model picks the right tool is tests/test_tool_reliability.py's job)."""
+    with FakeVendorServer() as server:
+        server.script.tool_calls = [ToolScript("call_clock", "current_time", ("{}",))]
+        server.script.chat_text = ["It", " is", " time", " for", " tea."]
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tool_app(tmp_path_factory, llm_vendor):
+    folder = tmp_path_factory.mktemp("browser-tool-app")
+    app = start_app(folder, {**isolated_env(folder / "data"), "COZY_PUBLIC": "1",
+                             "OPENAI_API_KEY": llm_vendor.api_key, "OPENAI_BASE_URL": f"{llm_vendor.url}/v1",
+                             "COZY_LLM_ORDER": "openai", "COZY_STT_ORDER": "offline",
+                             "COZY_TTS_ORDER": "offline"})
     yield app
     stop_app(app)
 
@@ -62,14 +85,21 @@ def browser(playwright):
 class PageErrors:
     """Every console error and uncaught exception of the page, kept for the end of the test."""
 
+    # What Gradio's client logs when the page it runs in is being left: it aborts its open
+    # streams on unload. Nobody sees those (the page is going away), so they are not errors of
+    # the page while a test navigates; at any other moment they are.
+    UNLOAD_NOISE = re.compile(r"^(AbortError: signal is aborted|Unexpected error Connection errored out)")
+
     def __init__(self, page: Page):
         self.lines: list[str] = []
+        self.leaving = False
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.lines.append(f"uncaught: {exc}"))
 
     def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.lines.append(f"console.error: {message.text} (at {message.location.get('url')})")
+        if message.type != "error" or (self.leaving and self.UNLOAD_NOISE.match(message.text)):
+            return
+        self.lines.append(f"console.error: {message.text} (at {message.location.get('url')})")
 
 
 def keep_on_loopback(app_url: str, outside: list[str]):
@@ -86,8 +116,12 @@ def keep_on_loopback(app_url: str, outside: list[str]):
     return answer
 
 
-def open_page(page: Page, url: str) -> None:
-    page.goto(url, wait_until="load")
+def open_page(page: Page, url: str, errors: PageErrors) -> None:
+    errors.leaving = True
+    try:
+        page.goto(url, wait_until="load")
+    finally:
+        errors.leaving = False
     # The page is ready once its load event has said whose page it is.
     expect(page.get_by_text("You are visitor")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
@@ -116,7 +150,7 @@ def visit(browser: Browser, app, **context_options):
     context.route("**/*", keep_on_loopback(app.base_url, outside))
     page = context.new_page()
     errors = PageErrors(page)
-    open_page(page, app.base_url + "/")
+    open_page(page, app.base_url + "/", errors)
     return context, page, outside, errors
 
 
@@ -171,7 +205,7 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         assert seen["streamedBeforeDone"], seen
 
         # Coming back, the conversation is still there (and so the emptiness checked below means something).
-        open_page(page, public_app.base_url + "/")
+        open_page(page, public_app.base_url + "/", errors)
         expect(conversation_entries(page)).to_have_count(1)
         page.get_by_role("option").first.click()
         expect(answers).to_have_count(1)
@@ -184,7 +218,7 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         expect(conversation_entries(page)).to_have_count(0)
         close_dropdown(page)
 
-        open_page(page, public_app.base_url + "/")
+        open_page(page, public_app.base_url + "/", errors)
         expect(conversation_entries(page)).to_have_count(0)
         close_dropdown(page)
         expect(asked).to_have_count(0)
@@ -194,6 +228,30 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         print(f"screenshot: {tmp_path / 'page.png'}\nrequests to other servers: {outside}\n"
               f"page errors: {errors.lines}\napp log:\n{public_app.log_tail()}")
+        raise
+    finally:
+        context.close()
+
+
+def test_a_tool_that_ran_shows_as_a_chip_in_the_reply(browser: Browser, tool_app, tmp_path: Path):
+    context, page, outside, errors = visit(browser, tool_app)
+    try:
+        typed = page.get_by_placeholder("Say something…")
+        typed.fill("What time is it?")
+        page.get_by_role("button", name="Send").click()
+        chat = page.get_by_role("log", name="chatbot conversation")
+        chip = chat.get_by_text(re.compile(r"🔧 current_time · \d+ ms"))
+        expect(chip).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+        expect(chat.get_by_test_id("bot").last).to_contain_text("time for tea", timeout=ANSWER_TIMEOUT_MS)
+        expect(chat).not_to_contain_text("<tool")
+        # The tools tab's audit log lists the call this visitor made, by the persona's name.
+        page.get_by_role("tab", name="Tools").click()
+        expect(page.get_by_text(re.compile("current_time")).last).to_be_visible()
+        assert errors.lines == [], "the page logged errors:\n" + "\n".join(errors.lines)
+        assert outside == [], f"the page loads from other servers: {outside}"
+    except (AssertionError, Error):
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        print(f"screenshot: {tmp_path / 'page.png'}\npage errors: {errors.lines}\napp log:\n{tool_app.log_tail()}")
         raise
     finally:
         context.close()
@@ -253,8 +311,11 @@ def test_a_spoken_turn_shows_its_state_and_the_reply_as_it_is_spoken(playwright,
                         seen.replyWhileSpeaking = true;
                 }).observe(document.body, {subtree: true, childList: true, characterData: true});
             }""")
-            page.get_by_text("Click to Access Microphone").click()
-            page.locator("button", has_text="Talk").first.click()
+            # One click: the Talk button asks for the microphone and starts the call.
+            expect(page.get_by_text("Click to Access Microphone")).to_have_count(0)
+            talk = page.locator("#voice button", has_text="Talk")
+            expect(talk).to_have_count(1)
+            talk.click()
             # The turn is over when the call listens again after speaking.
             page.wait_for_function("window.__voice.states.includes('Speaking') && "
                                    "window.__voice.states.lastIndexOf('Listening') > "

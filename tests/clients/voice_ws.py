@@ -135,17 +135,19 @@ class VoiceWebsocketClient:
     async def speak(self, speech: np.ndarray, listen_s: float = 8.0,
                     until_reply_done: bool = True) -> TurnRecording:
         """Say `speech`, then keep sending silence and listening for up to `listen_s`."""
+        # Updates of the turn before may still arrive (it says "listening" once its audio
+        # has played): this turn is done when a later turn's record says so.
+        before = self._recording.last_turn().get("turn", 0) if self._recording is not None else 0
         self._recording = TurnRecording(output_sample_rate=self.output_rate)
         lead_in = np.zeros(int(self.input_rate * 0.3), np.int16)
         await self._send_pcm(np.concatenate([lead_in, speech]))
         self._recording.speech_ended_at = time.perf_counter()
         silence = np.zeros(int(self.input_rate * 0.2), np.int16)
         deadline = time.perf_counter() + listen_s
-        events_before = 0
         while time.perf_counter() < deadline:
             await self._send_pcm(silence)
             turn = self._recording.last_turn()
-            if until_reply_done and len(self._recording.events) > events_before and "turn_s" in turn.get("stages_s", {}):
+            if until_reply_done and turn.get("turn", 0) > before and "turn_s" in turn.get("stages_s", {}):
                 break
         await self._send_pcm(np.zeros(int(self.input_rate * 0.5), np.int16))  # trailing audio frames
         return self._recording
