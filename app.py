@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -39,6 +40,8 @@ from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
 from handlers.voice_identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
 from handlers.voice_slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
 from handlers.websocket_guard import build_guard_routes  # noqa: E402
+from handlers.telephone import PhoneLine, build_telephone_routes  # noqa: E402
+from handlers.fastphone import start_fastphone  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import build_chains  # noqa: E402
@@ -110,7 +113,12 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_env()))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
     app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
-    app.include_router(build_guard_routes(stream, slots, identities))  # before mount: these guarded routes win
+    # A phone caller is their number, kept as a keyed hash: the key is made once in data_dir.
+    phone_line = PhoneLine(settings.phone, secret or load_secret(settings.secret, settings.data_dir),
+                           personas.get(None).id)
+    app.include_router(build_telephone_routes(phone_line))
+    # Before mount: these guarded routes win over FastRTC's own.
+    app.include_router(build_guard_routes(stream, slots, identities, phone_line=phone_line))
     stream.mount(app, path="/voice")
     access = PageAccess(browser, identities, limiter, settings.visitor_limits.upload_bytes,
                         login_button=settings.hf_oauth,
@@ -119,6 +127,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     blocks = build_ui(stream, services, personas, model_names, gateway, audit, access,
                       guard_voice=lambda component: guard_webrtc_offers(component, slots))
     stream.ui = blocks
+    if settings.phone.mode == "fastphone":
+        start_fastphone(stream, settings.phone.hf_token, settings.port + 1)
     app.add_middleware(OfflinePageMiddleware)  # the page loads nothing from other servers
     if settings.public:
         app.add_middleware(VisitorCookieMiddleware, cookies=browser.cookies)
@@ -152,6 +162,8 @@ def main() -> None:
     import uvicorn
 
     settings = Settings.from_env()
+    if "--phone" in sys.argv[1:]:  # the same as COZY_PHONE=fastphone
+        settings = replace(settings, phone=replace(settings.phone, mode="fastphone"))
     check_bind_address(settings.host, AuthConfig.from_env(), settings.public)
     if settings.public or AuthConfig.from_env().enabled:
         load_secret(settings.secret, settings.data_dir)  # a missing, unwritable key stops us here, clearly

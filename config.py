@@ -167,6 +167,38 @@ class ModerationSettings:
                    openai_model=os.environ.get("COZY_MODERATION_MODEL", cls.openai_model))
 
 
+@dataclass(frozen=True)
+class PhoneSettings:
+    """Phone calls: your own Twilio number (handlers/telephone.py), or FastRTC's fastphone."""
+
+    mode: str = ""  # "fastphone": also serve the Stream through FastRTC's shared phone number
+    public_url: str | None = None  # https://host as Twilio reaches us (signatures, stream URL)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)  # set: webhooks must be signed
+    twilio_number: str | None = None  # outbound calls come from this number
+    twilio_api_base: str = "https://api.twilio.com"  # a test points this at a local fake
+    personas_by_number: tuple[tuple[str, str], ...] = ()  # called number -> persona id
+    stream_token_ttl_s: float = 60.0  # a webhook's stream token must be used this soon, once
+    hf_token: str | None = field(default=None, repr=False)  # fastphone signs in with it
+
+    @classmethod
+    def from_env(cls) -> "PhoneSettings":
+        pairs = []
+        for item in os.environ.get("COZY_PHONE_PERSONAS", "").split(","):
+            number, _, persona = item.partition("=")
+            if number.strip() and persona.strip():
+                pairs.append((number.strip(), persona.strip()))
+        return cls(mode=os.environ.get("COZY_PHONE", "").strip().lower(),
+                   public_url=(os.environ.get("COZY_PUBLIC_URL") or "").rstrip("/") or None,
+                   twilio_account_sid=os.environ.get("TWILIO_ACCOUNT_SID") or None,
+                   twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
+                   twilio_number=os.environ.get("TWILIO_PHONE_NUMBER") or None,
+                   twilio_api_base=(os.environ.get("TWILIO_API_BASE") or cls.twilio_api_base).rstrip("/"),
+                   personas_by_number=tuple(pairs),
+                   stream_token_ttl_s=_env_float("COZY_PHONE_TOKEN_TTL_S", cls.stream_token_ttl_s),
+                   hf_token=os.environ.get("HF_TOKEN") or None)
+
+
 def _truthy(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -191,6 +223,7 @@ class Settings:
     visitor_limits: VisitorLimits = field(default_factory=VisitorLimits)
     turn_servers: TurnServerSettings = field(default_factory=TurnServerSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    phone: PhoneSettings = field(default_factory=PhoneSettings)
 
     @property
     def models_dir(self) -> Path:
@@ -223,4 +256,5 @@ class Settings:
             visitor_limits=VisitorLimits.from_env(),
             turn_servers=TurnServerSettings.from_env(),
             moderation=ModerationSettings.from_env(),
+            phone=PhoneSettings.from_env(),
         )

@@ -235,13 +235,19 @@ class CozyReplyOnPause(ReplyOnPause):
         return output
 
     def _as_phone_caller(self) -> None:
-        """A caller is not the local user: their own identity (per call, as Twilio
-        Media Streams do not carry the caller's number), and the phone channel's
-        tool policy (no network tools; dangerous ones need a spoken yes)."""
+        """A caller is not the local user: the identity their webhook token named
+        (handlers/telephone.py), and the phone channel's tool policy (no network
+        tools; dangerous ones need a spoken yes)."""
         if self.conversation.channel != "phone":
             context = current_context.get(None)
             call_id = getattr(context, "webrtc_id", None) or uuid.uuid4().hex
-            self.conversation.user_id = f"phone:{call_id}"[:128]
+            # A call our webhook answered is its caller's (their hashed number, remembered
+            # from call to call); without one, a caller of this call alone.
+            owner = self.identities.owner(call_id) if self.identities is not None else None
+            self.conversation.user_id = owner or f"phone:{call_id}"[:128]
+            persona = self.identities.persona(call_id) if self.identities is not None else None
+            if persona:
+                self.conversation.persona_id = persona
             self.conversation.channel = "phone"
 
     def _as_token_holder(self) -> str | None:

@@ -106,6 +106,7 @@ class VoiceIdentities:
         self.tokens = tokens
         self.limiter = limiter
         self._owners: dict[str, str] = {}
+        self._personas: dict[str, str] = {}  # a phone call's persona, chosen by the number called
         self._lock = threading.Lock()
 
     @property
@@ -119,8 +120,9 @@ class VoiceIdentities:
         self.bind_user(connection_id, user)
         return user
 
-    def bind_user(self, connection_id: str, user: str) -> None:
-        """For a caller the server identified itself (the page's own WebRTC, from its cookie)."""
+    def bind_user(self, connection_id: str, user: str, persona_id: str | None = None) -> None:
+        """For a caller the server identified itself (the page's own WebRTC, from its cookie;
+        a phone call, from its webhook's token)."""
         with self._lock:
             if self._owners.get(connection_id) == user:
                 return  # FastRTC re-sends a page's inputs on every change
@@ -129,6 +131,12 @@ class VoiceIdentities:
             if self.limiter is not None:
                 self.limiter.voice_open(user, connection_id)
             self._owners[connection_id] = user
+            if persona_id:
+                self._personas[connection_id] = persona_id
+
+    def persona(self, connection_id: str) -> str | None:
+        with self._lock:
+            return self._personas.get(connection_id)
 
     def owner(self, connection_id: str) -> str | None:
         with self._lock:
@@ -143,5 +151,6 @@ class VoiceIdentities:
     def forget(self, connection_id: str) -> None:
         with self._lock:
             self._owners.pop(connection_id, None)
+            self._personas.pop(connection_id, None)
         if self.limiter is not None:
             self.limiter.voice_closed(connection_id)

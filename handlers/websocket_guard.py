@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
+from handlers.telephone import TOKEN_PARAMETER, PhoneLine
 from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import TokenRejected, VoiceIdentities
 from handlers.voice_slots import VoiceSlots
@@ -54,8 +55,9 @@ class GuardedWebSocket:
     """Looks like the WebSocket FastRTC expects; validates every frame it hands over."""
 
     def __init__(self, websocket: WebSocket, start_field: str, slots: VoiceSlots, phone: bool,
-                 identities: VoiceIdentities | None = None):
+                 identities: VoiceIdentities | None = None, phone_line: PhoneLine | None = None):
         self._ws = websocket
+        self._phone_line = phone_line
         self._start_field = start_field
         self._slots = slots
         self._phone = phone
@@ -114,7 +116,22 @@ class GuardedWebSocket:
                 except (TokenRejected, LimitReached) as exc:
                     raise _Refused(CLOSE_POLICY, str(exc)[:120]) from None
             self._slots.websocket_ids.add(connection_id)
+        elif self._phone_line is not None:
+            self._take_phone_caller(connection_id, data)
         self.connection_id = connection_id
+
+    def _take_phone_caller(self, stream_sid: str, data: dict) -> None:
+        """A media stream is only for a call our webhook answered: its one-time token
+        names the caller (and the persona of the number they called)."""
+        start = data.get("start")
+        parameters = start.get("customParameters") if isinstance(start, dict) else None
+        token = parameters.get(TOKEN_PARAMETER) if isinstance(parameters, dict) else None
+        try:
+            caller = self._phone_line.tokens.redeem(token)
+            if self._identities is not None:
+                self._identities.bind_user(stream_sid, caller.user_id, caller.persona_id)
+        except (TokenRejected, LimitReached) as exc:
+            raise _Refused(CLOSE_POLICY, str(exc)[:120]) from None
 
     async def receive_json(self, mode: str = "text"):
         if self._replay is not None:
@@ -172,13 +189,14 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSlots, phone: bool,
-                   stream: Stream, identities: VoiceIdentities | None = None) -> None:
+                   stream: Stream, identities: VoiceIdentities | None = None,
+                   phone_line: PhoneLine | None = None) -> None:
     await websocket.accept()
     if slots.busy():
         log.info("refusing a voice websocket: %d connections is the limit", slots.limit)
         await _close(websocket, CLOSE_BUSY, "too many voice connections; try again later")
         return
-    guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities)
+    guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities, phone_line)
     slots.guarded += 1  # no await since busy(): the check and the count are one step
     try:
         await guarded.await_start()
@@ -195,14 +213,16 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
         await _close(websocket, CLOSE_INVALID, "bad frame")
     finally:
         slots.guarded -= 1
-        if not phone and guarded.connection_id is not None:
-            slots.release_websocket(guarded.connection_id, stream)
+        if guarded.connection_id is not None:
+            if not phone:
+                slots.release_websocket(guarded.connection_id, stream)
             if identities is not None:
                 identities.forget(guarded.connection_id)
 
 
 def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdentities | None = None,
-                       path: str = "/voice") -> APIRouter:
+                       path: str = "/voice", phone_line: PhoneLine | None = None) -> APIRouter:
+    """`phone_line`: the telephone route serves only streams its webhook answered (a token each)."""
     router = APIRouter()
 
     @router.websocket(f"{path}/websocket/offer")
@@ -212,6 +232,7 @@ def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdent
 
     @router.websocket(f"{path}/telephone/handler")
     async def telephone_handler(websocket: WebSocket) -> None:
-        await _guarded(websocket, stream.telephone_handler, "streamSid", slots, phone=True, stream=stream)
+        await _guarded(websocket, stream.telephone_handler, "streamSid", slots, phone=True, stream=stream,
+                       identities=identities, phone_line=phone_line)
 
     return router

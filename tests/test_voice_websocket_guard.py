@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from handlers.websocket_guard import (CLOSE_BUSY, CLOSE_INVALID, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED,
                                       MAX_FRAME_BYTES, GuardedWebSocket, _Refused)
 from handlers.voice_slots import VoiceSlots
+from tests.clients.voice_ws import answer_call
 from tests.conftest import start_app, stop_app
 
 WEBSOCKET = "/voice/websocket/offer"
@@ -55,12 +56,15 @@ def url(app, path: str) -> str:
     return app.base_url.replace("http", "ws", 1) + path
 
 
-def start_frame(path: str, connection_id: str | None = None) -> str:
+def start_frame(path: str, connection_id: str | None = None, app=None) -> str:
+    """`app`: a telephone stream starts with the token of a call its webhook answered."""
     connection_id = connection_id or uuid.uuid4().hex
     if path == TELEPHONE:  # Twilio Media Streams: "connected", then "start" with the stream id
+        _, token = answer_call(app.base_url)
         return json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": connection_id,
-                           "start": {"streamSid": connection_id, "mediaFormat": {
-                               "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+                           "start": {"streamSid": connection_id, "customParameters": {"cozy_token": token},
+                                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
+                                                     "channels": 1}}})
     return json.dumps({"event": "start", "websocket_id": connection_id})
 
 
@@ -87,7 +91,7 @@ async def started_call(app, path: str):
     async with websockets.connect(url(app, path)) as ws:
         if path == TELEPHONE:
             await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send(start_frame(path, sid))
+        await ws.send(start_frame(path, sid, app))
         sending = asyncio.create_task(_send_silence(ws, path, sid))
         try:
             await asyncio.sleep(0.2)  # let the server file the connection
@@ -139,7 +143,8 @@ async def test_a_hostile_frame_gets_a_clean_close_and_the_next_caller_is_served(
     sid = uuid.uuid4().hex
     async with websockets.connect(url(voice_app, path), max_size=None) as ws:
         for frame in frames:
-            await ws.send({"START": start_frame(path, sid), "SILENCE": silence_frame(path, sid)}.get(frame, frame))
+            await ws.send({"START": start_frame(path, sid, voice_app),
+                           "SILENCE": silence_frame(path, sid)}.get(frame, frame))
         received_code, reason = await closed_with(ws)
     assert received_code == code, reason
     assert reason  # the close says what was wrong
@@ -211,7 +216,7 @@ async def one_call(app, path: str, ending: str) -> None:
     sid = uuid.uuid4().hex
     ws = await websockets.connect(url(app, path))
     try:
-        await ws.send(start_frame(path, sid))
+        await ws.send(start_frame(path, sid, app))
         for _ in range(3):
             await ws.send(silence_frame(path, sid))
         await ws.send(json.dumps({"event": "ping"}))

@@ -153,17 +153,43 @@ class VoiceWebsocketClient:
         return self._recording
 
 
-class PhoneCallClient(VoiceWebsocketClient):
-    """A Twilio Media Streams peer on `/voice/telephone/handler`: 8 kHz mu-law both ways."""
+def answer_call(base_url: str, caller: str = "+15550001234", called: str = "+15559990000",
+                headers: dict[str, str] | None = None) -> tuple[str, str]:
+    """What Twilio does when the number rings: post the call to our webhook and read the
+    TwiML it answers. Returns (the stream URL, its one-time token)."""
+    import xml.etree.ElementTree as ET
 
-    def __init__(self, base_url: str):
+    response = httpx.post(base_url.rstrip("/") + "/voice/telephone/incoming", timeout=10, headers=headers,
+                          data={"CallSid": f"CA{uuid.uuid4().hex}", "From": caller, "To": called})
+    response.raise_for_status()
+    stream = ET.fromstring(response.text).find("./Connect/Stream")
+    token = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}["cozy_token"]
+    return stream.get("url"), token
+
+
+class PhoneCallClient(VoiceWebsocketClient):
+    """A Twilio Media Streams peer on `/voice/telephone/handler`: 8 kHz mu-law both ways.
+
+    Like Twilio, it is sent there by the webhook's TwiML, and starts the stream with the
+    token it was given (`token`: use this one instead, e.g. a used one)."""
+
+    def __init__(self, base_url: str, caller: str = "+15550001234", called: str = "+15559990000",
+                 token: str | None = None):
         super().__init__(base_url, input_sample_rate=8_000, output_sample_rate=8_000)
+        self.caller, self.called, self.stream_token = caller, called, token
         self.ws_url = self.base_url.replace("http", "ws", 1) + "/voice/telephone/handler"
+
+    async def __aenter__(self):
+        if self.stream_token is None:
+            self.ws_url, self.stream_token = await asyncio.to_thread(answer_call, self.base_url, self.caller,
+                                                                     self.called)
+        return await super().__aenter__()
 
     def _opening_frames(self) -> list[dict]:
         return [{"event": "connected", "protocol": "Call", "version": "1.0.0"},
                 {"event": "start", "streamSid": self.websocket_id,
                  "start": {"streamSid": self.websocket_id, "callSid": "CA-test",
+                           "customParameters": {"cozy_token": self.stream_token},
                            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}]
 
     def _media_frame(self, payload: str) -> dict:
