@@ -115,7 +115,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
     # A phone caller is their number, kept as a keyed hash: the key is made once in data_dir.
     phone_line = PhoneLine(settings.phone, secret or load_secret(settings.secret, settings.data_dir),
-                           personas.get(None).id)
+                           personas.get(None).id, frozenset(p.id for p in personas.all()))
     app.include_router(build_telephone_routes(phone_line))
     # Before mount: these guarded routes win over FastRTC's own.
     app.include_router(build_guard_routes(stream, slots, identities, phone_line=phone_line))

@@ -84,10 +84,12 @@ class StreamTokens:
 class PhoneLine:
     """What a phone call needs from the server: signatures, TwiML, tokens, callers."""
 
-    def __init__(self, settings: PhoneSettings, secret: bytes, default_persona: str | None = None):
+    def __init__(self, settings: PhoneSettings, secret: bytes, default_persona: str | None = None,
+                 persona_ids: frozenset[str] = frozenset()):
         self.settings = settings
         self.secret = secret
         self.default_persona = default_persona
+        self.persona_ids = persona_ids | {p for _, p in settings.personas_by_number}
         self.tokens = StreamTokens(settings.stream_token_ttl_s)
         self._personas = dict(settings.personas_by_number)
         self._validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
@@ -108,9 +110,14 @@ class PhoneLine:
             url += "?" + request.url.query
         return self._validator.validate(url, form, request.headers.get("x-twilio-signature", ""))
 
-    def caller_of(self, form: dict[str, str]) -> PhoneCaller:
-        persona = self._personas.get((form.get("To") or "").strip()) or self.default_persona
-        return PhoneCaller(caller_identity(self.secret, form.get("From"), form.get("CallSid")), persona)
+    def caller_of(self, form: dict[str, str], persona_id: str | None = None) -> PhoneCaller:
+        """The person on the line: who called in, or whom we called (an outbound call's
+        `To`). The persona: the one the outbound call asked for, else the number called's."""
+        outbound = (form.get("Direction") or "").startswith("outbound")
+        person, ours = (form.get("To"), form.get("From")) if outbound else (form.get("From"), form.get("To"))
+        persona = persona_id if persona_id in self.persona_ids else None
+        persona = persona or self._personas.get((ours or "").strip()) or self.default_persona
+        return PhoneCaller(caller_identity(self.secret, person, form.get("CallSid")), persona)
 
     def answer(self, request: Request, caller: PhoneCaller, handler_path: str) -> str:
         """TwiML that connects the call to the media route, with a fresh one-time token."""
@@ -144,7 +151,8 @@ def build_telephone_routes(line: PhoneLine, path: str = "/voice") -> APIRouter:
             log.warning("refused a telephone webhook: bad or missing X-Twilio-Signature")
             return PlainTextResponse("bad or missing X-Twilio-Signature", status_code=403)
         try:
-            twiml = line.answer(request, line.caller_of(form), f"{path}/telephone/handler")
+            caller = line.caller_of(form, request.query_params.get("persona"))
+            twiml = line.answer(request, caller, f"{path}/telephone/handler")
         except TokenRejected as busy:
             return PlainTextResponse(str(busy), status_code=503, headers={"Retry-After": "5"})
         log.info("answering a phone call")  # never the number: it is the caller's identity

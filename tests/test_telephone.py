@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -20,12 +23,15 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
+from config import PhoneSettings
 from handlers.fastphone import NO_TOKEN
+from handlers.telephone import PhoneLine
 from handlers.websocket_guard import CLOSE_POLICY
 from tests.clients.voice_ws import PhoneCallClient, espeak_clip
-from tests.conftest import start_app, stop_app
+from tests.conftest import ROOT, start_app, stop_app
+from tests.fakes.twilio_rest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
-AUTH_TOKEN = "test-twilio-auth-token"  # a made-up account's secret: Twilio signs with it
+OUR_NUMBER = "+15559990000"
 CALLER = "+15550001234"
 CONCISE_NUMBER = "+15559990001"
 INCOMING = "/voice/telephone/incoming"
@@ -128,6 +134,56 @@ def test_fastphone_without_a_token_says_what_is_missing_and_the_app_serves(phone
     log = phone_app.log_path.read_text(errors="replace")
     assert NO_TOKEN in log
     assert httpx.get(phone_app.base_url + "/healthz", timeout=5).status_code == 200
+
+
+def place_call(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "handlers.outbound_call", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_outbound_call_is_placed_through_twilio_and_its_stream_is_served(phone_app):
+    callee = "+15557770000"
+    with FakeTwilio() as twilio:
+        env = {**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+               "TWILIO_PHONE_NUMBER": OUR_NUMBER, "TWILIO_API_BASE": twilio.url,
+               "COZY_PUBLIC_URL": phone_app.base_url}
+        placed = place_call(env, callee, "--persona", "tutor")
+        assert placed.returncode == 0, placed.stderr
+        [call] = twilio.calls
+        assert "call CA" in placed.stdout
+        webhook = f"{phone_app.base_url}{INCOMING}?persona=tutor"
+        assert (call["To"], call["From"], call["Url"], call["Method"]) == (callee, OUR_NUMBER, webhook, "POST")
+        refused = place_call({**env, "TWILIO_AUTH_TOKEN": "wrong"}, callee)
+        assert refused.returncode == 2 and "Twilio refused the call (401)" in refused.stderr
+    # Answered, Twilio fetches the call's TwiML from that URL (signed), then opens the stream.
+    form = {"CallSid": call["Sid"], "AccountSid": ACCOUNT_SID, "From": OUR_NUMBER, "To": callee,
+            "Direction": "outbound-api"}
+    response = httpx.post(webhook, data=form, timeout=10, headers={
+        "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(webhook, form)})
+    assert response.status_code == 200, response.text
+    _, token = stream_of(response.text)
+    assert asyncio.run(open_stream(phone_app, token)) == (None, "pong")
+
+
+def test_an_outbound_call_needs_its_settings_and_says_which_are_missing():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "COZY_PUBLIC_URL"))}
+    missing = place_call(env, "+15557770000")
+    assert missing.returncode == 2
+    assert "needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER, COZY_PUBLIC_URL set" in missing.stderr
+
+
+def test_the_person_on_the_line_is_the_same_identity_calling_in_or_called():
+    line = PhoneLine(PhoneSettings(personas_by_number=((OUR_NUMBER, "concise"),)), b"k" * 32, "companion",
+                     frozenset({"companion", "concise", "tutor"}))
+    calling_in = line.caller_of({"From": CALLER, "To": OUR_NUMBER, "CallSid": "CA1"})
+    called = line.caller_of({"From": OUR_NUMBER, "To": CALLER, "CallSid": "CA2", "Direction": "outbound-api"},
+                            "tutor")
+    stranger = line.caller_of({"From": "+15550005555", "To": "+15550000000", "CallSid": "CA3"}, "no-such-persona")
+    withheld = [line.caller_of({"From": "anonymous", "To": OUR_NUMBER, "CallSid": sid}) for sid in ("CA4", "CA5")]
+    assert calling_in.user_id == called.user_id and CALLER not in calling_in.user_id
+    assert (calling_in.persona_id, called.persona_id, stranger.persona_id) == ("concise", "tutor", "companion")
+    assert stranger.user_id != calling_in.user_id
+    assert withheld[0].user_id != withheld[1].user_id  # a withheld number is nobody's: one call each
 
 
 def test_a_call_is_answered_by_voice_and_its_caller_is_only_a_hash(phone_app):
