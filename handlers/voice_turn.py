@@ -22,9 +22,11 @@ from fastrtc import AdditionalOutputs
 from handlers.audio import resample
 from handlers.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
+from orchestrator.turn_record import Stage, TurnRecord
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from storage.conversations import SessionNotFound
 from providers.base import AudioClip, SpeechToText, TextToSpeech
+from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as
 
@@ -37,11 +39,25 @@ ONE_MOMENT_AFTER_S = 1.5  # waiting in the model's queue this long, the caller h
 # The reply's audio is produced faster than it is played: the turn says "listening" only
 # once the caller has heard it (or talked over it), at most this long after its last words.
 LONGEST_PLAYBACK_WAIT_S = 30.0
+PHONE_SAMPLE_RATE = 8_000  # Twilio's mu-law
 
 
-def served_by(provider: Any) -> str:
-    """Which provider answered last: a fallback chain knows; a single provider is itself."""
-    return getattr(provider, "last_served_by", None) or provider.name
+def transcribe_logged(stt: SpeechToText, audio: AudioClip, requester: str) -> tuple[str, CallLog]:
+    """The words, and who transcribed them (this call's own answer, not the chain's latest)."""
+    log = CallLog()
+    return transcribe_as(stt, audio, requester, log=log), log
+
+
+def _add_speech(record: TurnRecord, seconds: float, log: CallLog, characters: int, audio_s: float) -> None:
+    """One "tts" stage per voice that spoke in this turn, summed over its sentences."""
+    for stage in record.all("tts"):
+        if (stage.provider, stage.model) == (log.provider or "", log.model or ""):
+            stage.seconds += seconds
+            stage.characters = (stage.characters or 0) + characters
+            stage.audio_out_s = (stage.audio_out_s or 0.0) + audio_s
+            stage.fallbacks += Stage("tts", 0).served_by(log).fallbacks
+            return
+    record.add("tts", seconds, log, characters=characters, audio_out_s=audio_s)
 
 
 @dataclass
@@ -51,7 +67,7 @@ class SpokenTurn:
     audio: AudioClip
     speech_ended_at: float  # perf_counter when the last speech window arrived
     turn_detected_at: float
-    early_transcript: Future | None = None  # transcription started during the pause
+    early_transcript: Future | None = None  # transcribe_logged started during the pause
 
 
 @dataclass
@@ -92,8 +108,13 @@ class VoiceTurnRunner:
         for text in (APOLOGY, BUSY, ONE_MOMENT):
             self._say(text)
 
-    def _to_output(self, clip: AudioClip) -> np.ndarray:
-        return resample(clip.samples, clip.sample_rate, self.output_sample_rate)
+    def _to_output(self, clip: AudioClip, rate: int | None = None) -> np.ndarray:
+        return resample(clip.samples, clip.sample_rate, rate or self.output_sample_rate)
+
+    def _reply_rate(self, conversation: Conversation) -> int:
+        # A phone line plays 8 kHz: resampling the voice straight to it once, rather than
+        # to the browser rate here and again to 8 kHz in FastRTC, costs less and sounds better.
+        return PHONE_SAMPLE_RATE if conversation.channel == "phone" else self.output_sample_rate
 
     def _speak_all(self, tts: TextToSpeech, text: str) -> np.ndarray:
         clips = [self._to_output(c) for c in tts.synthesize(text)]
@@ -119,7 +140,7 @@ class VoiceTurnRunner:
         """Said when a local model's queue is full: at once, instead of a long silence."""
         return self._say(BUSY)
 
-    def _transcribe(self, turn: SpokenTurn, requester: str) -> str:
+    def _transcribe(self, turn: SpokenTurn, requester: str) -> tuple[str, CallLog]:
         if turn.early_transcript is not None:
             try:
                 return turn.early_transcript.result()
@@ -127,49 +148,59 @@ class VoiceTurnRunner:
                 raise
             except Exception:  # the early attempt failed: try once more, for real
                 log.warning("early transcription failed; transcribing again", exc_info=True)
-        return transcribe_as(self.stt, turn.audio, requester)
+        return transcribe_logged(self.stt, turn.audio, requester)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
+        record = TurnRecord(conversation.channel)
+        record.add("endpointing", timings["endpointing_s"])
         conversation.turns += 1
         conversation.last_turn = {"stages_s": timings, "providers": {}, "turn": conversation.turns, "tools": [],
                                   "turn_starts_at": len(conversation.transcript)}
         yield conversation.show("heard")
+        stt_log = CallLog()
         try:
             started = time.perf_counter()
-            text = self._transcribe(turn, conversation.user_id)
-            timings["stt_s"] = time.perf_counter() - started
-            conversation.last_turn["providers"]["stt"] = served_by(self.stt)
+            try:
+                text, stt_log = self._transcribe(turn, conversation.user_id)
+            finally:
+                timings["stt_s"] = time.perf_counter() - started
+                record.add("stt", timings["stt_s"], stt_log, audio_in_s=turn.audio.duration_s,
+                           outcome="ok" if stt_log.provider else "failed")
+            conversation.last_turn["providers"]["stt"] = stt_log.provider
         except ModelBusy as busy:
             log.info("speech-to-text busy: %s", busy)
+            self.orchestrator.report(record)
             yield self.busy()
             conversation.last_turn["error"] = "busy: try again in a few seconds"
             yield conversation.outputs()
             return
         except Exception:
             log.exception("speech-to-text failed")
+            self.orchestrator.report(record)
             yield self.apology()
             conversation.last_turn["error"] = "speech-to-text failed"
             yield conversation.outputs()
             return
         if not text:
             log.info("turn had no words (noise?); not replying")
+            self.orchestrator.report(record)
             yield conversation.show("listening")
             return
         conversation.transcript.append({"role": "user", "content": text})
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        played_by = yield from self._reply(text, turn, conversation, timings)
+        played_by = yield from self._reply(text, turn, conversation, timings, record)
         # "Speaking" lasts while the caller hears the reply, not while it is made.
         conversation.barged_in.wait(min(played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S))
         yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
-               timings: dict[str, float]) -> Iterator[Any]:
+               timings: dict[str, float], record: TurnRecord) -> Iterator[Any]:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = TurnRequest(text=text, user_id=conversation.user_id,
                               session_id=conversation.session_id,
-                              persona_id=conversation.persona_id, channel=conversation.channel)
+                              persona_id=conversation.persona_id, channel=conversation.channel, record=record)
         pieces: queue.Queue = queue.Queue()
         cancelled = threading.Event()
         writer = threading.Thread(target=self._write_reply, args=(request, pieces, cancelled),
@@ -181,6 +212,7 @@ class VoiceTurnRunner:
         played_by = time.perf_counter()
         live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
         told_to_wait = False
+        done: TurnDone | None = None
         try:
             while True:
                 try:
@@ -196,8 +228,16 @@ class VoiceTurnRunner:
                         conversation.transcript.append(live_reply)
                     live_reply["content"] = " ".join([*spoken, piece])
                     yield conversation.show("speaking")
+                    tts_log, synthesis_s, audio_s = CallLog(), 0.0, 0.0
                     try:
-                        for clip in self.tts.synthesize(piece):
+                        clips = iter(synthesize_logged(self.tts, piece, tts_log))
+                        while True:
+                            asked = time.perf_counter()
+                            clip = next(clips, None)
+                            synthesis_s += time.perf_counter() - asked  # not the time the caller took to read it
+                            if clip is None:
+                                break
+                            audio_s += clip.duration_s
                             if not heard_audio:
                                 heard_audio = True
                                 now = time.perf_counter()
@@ -205,29 +245,36 @@ class VoiceTurnRunner:
                                 timings["tts_first_audio_s"] = now - piece_ready_at
                                 timings["llm_first_piece_s"] = piece_ready_at - llm_started
                                 timings["reply_started_s"] = llm_started - turn.speech_ended_at
-                            samples = self._to_output(clip)
-                            played_by = max(played_by, time.perf_counter()) + samples.size / self.output_sample_rate
-                            yield self.output_sample_rate, samples
+                                record.add("tts_first_audio", timings["tts_first_audio_s"], tts_log)
+                                record.add("first_audio", timings["first_audio_s"])
+                            rate = self._reply_rate(conversation)
+                            samples = self._to_output(clip, rate)
+                            played_by = max(played_by, time.perf_counter()) + samples.size / rate
+                            yield rate, samples
                     except Exception:
                         log.exception("text-to-speech failed")
                         cancelled.set()
+                        record.add("tts", synthesis_s, tts_log, outcome="failed", characters=len(piece))
                         yield self.apology()
                         conversation.last_turn["error"] = "text-to-speech failed"
                         break
+                    _add_speech(record, synthesis_s, tts_log, len(piece), audio_s)
+                    conversation.last_turn["providers"]["tts"] = tts_log.provider
                     spoken.append(piece)
-                elif kind == "first_token":
-                    timings["llm_first_token_s"] = value - llm_started
                 elif kind == "tool":
                     result: TurnToolResult = value
                     conversation.last_turn["tools"].append(
                         {"name": result.call.name, "ok": result.ok, "latency_ms": round(result.latency_ms, 1)})
                     yield conversation.outputs()
                 elif kind == "done":
-                    done: TurnDone = value
+                    done = value
                     conversation.session_id = done.session_id
                     conversation.last_turn["session_id"] = done.session_id
-                    conversation.last_turn["providers"].update(llm=served_by(self.orchestrator.model),
-                                                               tts=served_by(self.tts))
+                    llm_calls = done.record.all("llm")
+                    if llm_calls:
+                        conversation.last_turn["providers"]["llm"] = llm_calls[-1].provider
+                    if done.record.first_token_s is not None:
+                        timings["llm_first_token_s"] = done.record.first_token_s
                     conversation.last_turn["orchestrator"] = done.metrics.as_dict()
                     break
                 elif kind == "busy":
@@ -242,6 +289,12 @@ class VoiceTurnRunner:
                     break
         finally:
             cancelled.set()  # barge-in closes us: stop the writer too
+            # The record is whole now: stored with the reply (when the turn got that far) and counted.
+            record.add("turn", time.perf_counter() - turn.speech_ended_at)
+            if done is not None:
+                self.orchestrator.finish_record(done)
+            else:
+                self.orchestrator.report(record)
         timings["turn_s"] = time.perf_counter() - turn.speech_ended_at
         if spoken:
             live_reply["content"] = " ".join(spoken)  # what was said, not what was about to be
@@ -265,15 +318,11 @@ class VoiceTurnRunner:
                 request.session_id = None
                 items = self.orchestrator.run(request, cancelled)
                 first_item = next(items)
-            first = True
             for item in itertools.chain([first_item], items):
                 if cancelled.is_set():
                     items.close()
                     break
                 if isinstance(item, TurnDelta):
-                    if first:
-                        pieces.put(("first_token", time.perf_counter()))
-                        first = False
                     put_pieces(chunker.push(item.text))
                 elif isinstance(item, TurnToolResult):
                     pieces.put(("tool", item))
