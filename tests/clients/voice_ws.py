@@ -72,6 +72,7 @@ class VoiceWebsocketClient:
         self._recording = TurnRecording(output_sample_rate=output_sample_rate)
         self._tasks: list[asyncio.Task] = []
         self.frames: list[dict] = []  # every JSON frame the server sent on the socket
+        self.arrivals: list[float] = []  # perf_counter when each of them arrived
 
     def _opening_frames(self) -> list[dict]:
         start = {"event": "start", "websocket_id": self.websocket_id}
@@ -104,6 +105,7 @@ class VoiceWebsocketClient:
         async for message in self._ws:
             data = json.loads(message)
             self.frames.append(data)
+            self.arrivals.append(time.perf_counter())
             if data.get("event") != "media":
                 continue
             pcm = np.frombuffer(audioop.ulaw2lin(base64.b64decode(data["media"]["payload"]), 2), np.int16)
