@@ -26,11 +26,11 @@ import websockets
 FRAME_S = 0.02
 
 
-def espeak_clip(text: str, sample_rate: int = 16_000) -> np.ndarray:
-    """int16 speech of `text` from espeak-ng, resampled to `sample_rate`."""
+def espeak_clip(text: str, sample_rate: int = 16_000, voice: str | None = None) -> np.ndarray:
+    """int16 speech of `text` from espeak-ng (`voice`: e.g. "en-gb"), resampled to `sample_rate`."""
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        subprocess.run(["espeak-ng", *(["-v", voice] if voice else []), "-w", str(wav), text], check=True)
         samples, rate = sf.read(wav, dtype="float32")
     samples = soxr.resample(samples, rate, sample_rate)
     return (np.clip(samples, -1, 1) * 32767).astype(np.int16)
