@@ -33,7 +33,8 @@ from handlers.warming_up import WarmingUp  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
 from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moderation_flag,  # noqa: E402
-                              observe_queue_wait, register_local_queues, register_provider_chains)
+                              observe_queue_wait, observe_turn_record, register_local_queues,
+                              register_provider_chains)
 from handlers.request_id import configure_logging  # noqa: E402
 from handlers.voice_stream import build_voice_stream  # noqa: E402
 from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
@@ -70,7 +71,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     llm, stt, tts = build_chains(os.environ, QueuedChatModel(models.llm, queues["llm"]),
                                  QueuedSTT(models.stt, queues["stt"]), models.tts,
                                  cache_dir=settings.data_dir / "cache" / "tts")
-    services = build_chat_services(settings, personas, llm, on_moderation_flag=count_moderation_flag)
+    services = build_chat_services(settings, personas, llm, on_moderation_flag=count_moderation_flag,
+                                   on_record=observe_turn_record)
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
     progress("starting tool servers")

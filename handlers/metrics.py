@@ -13,8 +13,19 @@ HTTP_REQUESTS = Counter("cozy_http_requests_total", "HTTP requests by route and 
 HTTP_LATENCY = Histogram("cozy_http_request_seconds", "HTTP request latency by route (to the last byte)",
                          ["route", "method"], registry=REGISTRY,
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-TURN_STAGE = Histogram("cozy_turn_stage_seconds", "Time per stage of a turn", ["stage", "channel"],
-                       registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10))
+# From each turn's record (orchestrator/turn_record.py), every channel alike. Labels are
+# stage names, channels, and the providers and models the configuration names: never users.
+TURN_STAGE = Histogram("cozy_turn_stage_seconds", "Time per stage of a turn, by who served it",
+                       ["stage", "channel", "provider", "model"], registry=REGISTRY,
+                       buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10))
+TURN_FALLBACKS = Counter("cozy_turn_fallbacks_total", "Providers that failed a turn's call before another served it",
+                         ["stage", "provider", "kind"], registry=REGISTRY)
+CONTEXT_DEGRADED = Counter("cozy_context_degraded_total", "Context engines that timed out or failed in a turn",
+                           ["engine", "outcome"], registry=REGISTRY)
+TURN_TOKENS = Counter("cozy_turn_tokens_total", "Model tokens, as the vendor (or the local tokenizer) counted them",
+                      ["direction", "provider", "model"], registry=REGISTRY)
+TURN_TOOL_CALLS = Counter("cozy_turn_tool_calls_total", "Tool calls the model made in turns, by outcome",
+                          ["channel", "outcome"], registry=REGISTRY)
 VOICE_SESSIONS = Gauge("cozy_voice_sessions_active", "Open voice connections", registry=REGISTRY)
 LOCAL_QUEUE_WAIT = Histogram("cozy_local_queue_wait_seconds", "Time a request waited for a local model",
                              ["queue"], registry=REGISTRY,
@@ -107,10 +118,20 @@ def register_provider_chains(chains: dict[str, object]) -> None:
     _replace_collector("provider_chains", ProviderChainCollector(chains))
 
 
-def observe_turn(stages: dict[str, float], channel: str) -> None:
-    for stage, seconds in stages.items():
-        if isinstance(seconds, (int, float)):
-            TURN_STAGE.labels(stage.removesuffix("_s"), channel).observe(seconds)
+def observe_turn_record(record) -> None:
+    """The orchestrator's `on_record` hook: one finished turn's record (any channel)."""
+    for stage in record.stages:
+        TURN_STAGE.labels(stage.name, record.channel, stage.provider, stage.model).observe(stage.seconds)
+        for fallback in stage.fallbacks:
+            TURN_FALLBACKS.labels(stage.name, fallback.provider, fallback.kind).inc()
+        if stage.name.startswith("context_") and stage.outcome != "ok":
+            CONTEXT_DEGRADED.labels(stage.name.removeprefix("context_"), stage.outcome).inc()
+        if stage.tokens_in:
+            TURN_TOKENS.labels("in", stage.provider, stage.model).inc(stage.tokens_in)
+        if stage.tokens_out:
+            TURN_TOKENS.labels("out", stage.provider, stage.model).inc(stage.tokens_out)
+        if stage.name == "tool":
+            TURN_TOOL_CALLS.labels(record.channel, stage.outcome).inc()
 
 
 async def metrics_endpoint(_: Request) -> Response:

@@ -36,8 +36,7 @@ from handlers.audio import resample, to_mono_int16
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import VoiceIdentities
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
-from providers.fallback import transcribe_as
+from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner, transcribe_logged
 from providers.base import AudioClip
 from providers.offline.vad import SAMPLE_RATE, SileroVad
 
@@ -160,7 +159,7 @@ class CozyReplyOnPause(ReplyOnPause):
                 self._barge_in()
 
         elif event is TurnEvent.PAUSE_STARTED:
-            self._early = _early_stt.submit(transcribe_as, self.runner.stt, self._audio_so_far(),
+            self._early = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
                                             self.conversation.user_id)
         elif event is TurnEvent.SPEECH_RESUMED:
             self._early = None  # its words are incomplete now; let it finish unused

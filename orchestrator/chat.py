@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from orchestrator.context import (
 )
 from orchestrator.moderation import CONTENT_FILTER, WITHHELD, ModerationGate, refusal_for
 from orchestrator.tool_selection import relevant_tools
+from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import (
     TurnDelta,
     TurnDone,
@@ -34,6 +35,7 @@ from orchestrator.turns import (
 )
 from personas.cards import Persona, PersonaCatalog
 from providers.base import CancelFlag, ChatModel, ChatOptions, ToolCall
+from providers.call_log import CallLog, stream_logged
 from providers.moderation.base import Verdict
 from storage.conversations import ConversationStore
 
@@ -75,6 +77,9 @@ MAX_TOOL_ROUNDS = 10
 OUT_OF_ROUNDS_REPLY = "Sorry, I couldn't finish that with my tools. Could you ask it another way?"
 
 
+OnRecord = Callable[[TurnRecord], None]
+
+
 class ToolRunner(Protocol):
     def schemas_for(self, persona: Persona, channel: str) -> list[dict[str, Any]]: ...
 
@@ -89,13 +94,14 @@ class PreparedTurn:
     session_id: str
     persona: Persona
     model: ChatModel
+    record: TurnRecord
 
 
 class ChatOrchestrator:
     def __init__(self, personas: PersonaCatalog, model: ChatModel, conversations: ConversationStore,
                  context: ContextGatherer, learner: MemoryLearner | None = None,
                  tools: ToolRunner | None = None, context_budget_tokens: int = 3000,
-                 moderation: ModerationGate | None = None):
+                 moderation: ModerationGate | None = None, on_record: OnRecord | None = None):
         self.personas = personas
         self.model = model
         self.conversations = conversations
@@ -104,6 +110,7 @@ class ChatOrchestrator:
         self.tools = tools
         self.context_budget_tokens = context_budget_tokens
         self.moderation = moderation or ModerationGate()
+        self.on_record = on_record  # each finished turn's record (the host's metrics)
 
     def warm(self, persona_id: str | None, channel: str = "voice", model: Any = None,
              with_tools: bool = False) -> None:
@@ -115,7 +122,8 @@ class ChatOrchestrator:
             return
         persona = self.personas.get(persona_id)
         tools = self.select_tools(PreparedTurn(TurnRequest(text="", persona_id=persona.id, channel=channel),
-                                               "", persona, self.model), always=True) if with_tools else []
+                                               "", persona, self.model, TurnRecord(channel)),
+                                  always=True) if with_tools else []
         prime([{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": "Hi"}], tools)
 
     # 1. prepare: who, which session, which persona, which model
@@ -124,12 +132,16 @@ class ChatOrchestrator:
             request.confirmed = is_affirmative(request.text)
         persona = self.personas.get(request.persona_id)
         session_id = self.conversations.open_session(request.user_id, request.session_id, persona.id)
-        return PreparedTurn(request, session_id, persona, self.model)
+        return PreparedTurn(request, session_id, persona, self.model, request.record or TurnRecord(request.channel))
 
     # 2. context: engines in parallel, then the budgeted prompt
     def gather_context(self, turn: PreparedTurn) -> tuple[ContextBundle, GatheredContext]:
         request = turn.request
+        started = time.perf_counter()
         gathered = self.context.gather(request.user_id, request.text or _last_user_text(request))
+        turn.record.add("context", time.perf_counter() - started)
+        for engine, seconds in gathered.engine_s.items():
+            turn.record.add(f"context_{engine}", seconds, outcome=gathered.engine_outcome[engine])
         history = (request.conversation if request.conversation is not None
                    else self.conversations.recent(turn.session_id))
         budget = self.context_budget_tokens - turn.persona.max_reply_tokens
@@ -165,16 +177,27 @@ class ChatOrchestrator:
             calls: list[ToolCall] = []
             finish_reason = "stop"
             wrote_text = False
-            for delta in turn.model.stream(messages, options, cancelled):
-                if delta.text:
-                    wrote_text = True
-                    if metrics.first_token_s is None:
-                        metrics.first_token_s = time.perf_counter() - started
-                    yield TurnDelta(delta.text)
-                calls.extend(delta.tool_calls)
-                if delta.finish_reason:
-                    finish_reason = delta.finish_reason
-                    metrics.completion_tokens += delta.completion_tokens or 0
+            call_log, call_started = CallLog(), time.perf_counter()
+            usage: tuple[int | None, int | None] = (None, None)  # the vendor's counts, when it gives them
+            outcome = "interrupted"  # the reader stopped early (barge-in, a client gone)
+            try:
+                for delta in stream_logged(turn.model, messages, options, cancelled, call_log):
+                    if delta.text:
+                        wrote_text = True
+                        if turn.record.first("llm_first_token") is None:
+                            turn.record.add("llm_first_token", time.perf_counter() - started, call_log)
+                        yield TurnDelta(delta.text)
+                    calls.extend(delta.tool_calls)
+                    if delta.finish_reason:
+                        finish_reason = delta.finish_reason
+                        usage = (delta.prompt_tokens, delta.completion_tokens)
+                outcome = "ok"
+            except Exception:
+                outcome = "failed"
+                raise
+            finally:  # a failed call is on the record too, with who was tried and why
+                turn.record.add("llm", time.perf_counter() - call_started, call_log, outcome=outcome,
+                                tokens_in=usage[0], tokens_out=usage[1])
             if not calls or not options.tools:
                 if round_index == MAX_TOOL_ROUNDS and not wrote_text:
                     yield TurnDelta(OUT_OF_ROUNDS_REPLY)
@@ -202,20 +225,41 @@ class ChatOrchestrator:
                 tool_started = time.perf_counter()
                 result = self.tools.run(call, turn.request, turn.persona, turn.session_id) \
                     if self.tools is not None else f"Error: no tool named '{call.name}' is available."
+                ok = bool(getattr(result, "ok", self.tools is not None))
+                seconds = time.perf_counter() - tool_started
+                turn.record.add("tool", seconds, detail=call.name, outcome="ok" if ok else "failed")
                 # What the page shows as a chip; the runner may say whether the call succeeded.
-                yield TurnToolResult(call, ok=bool(getattr(result, "ok", self.tools is not None)),
-                                     latency_ms=(time.perf_counter() - tool_started) * 1000)
+                yield TurnToolResult(call, ok=ok, latency_ms=seconds * 1000)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": str(result)})
 
     # 5. persist: the messages now; memories off the hot path
     def persist(self, turn: PreparedTurn, reply: str, metrics: TurnMetrics, finish_reason: str,
-                user_text: str | None = None) -> None:
-        metadata = {**metrics.as_dict(), "model": turn.model.name, "persona_id": turn.persona.id,
-                    "channel": turn.request.channel, "finish_reason": finish_reason}
-        self.conversations.save_turn(turn.session_id, turn.request.user_id, turn.persona.id,
-                                     turn.request.text if user_text is None else user_text, reply, metadata)
+                user_text: str | None = None) -> str | None:
+        """Returns the stored reply's id (None when there was no reply to keep)."""
+        metadata = {**metrics.as_dict(), **_record_metadata(turn.record, turn.model.name),
+                    "persona_id": turn.persona.id, "channel": turn.request.channel, "finish_reason": finish_reason}
+        message_id = self.conversations.save_turn(turn.session_id, turn.request.user_id, turn.persona.id,
+                                                  turn.request.text if user_text is None else user_text, reply,
+                                                  metadata)
         if self.learner is not None:
             self.learner.notify()
+        return message_id
+
+    def finish_record(self, done: TurnDone) -> None:
+        """A channel that handed its record in calls this once the turn is over (the reply
+        spoken): the stored reply gets the whole record, and the metrics see it."""
+        if done.message_id is not None:
+            self.conversations.update_metadata(done.message_id, _record_metadata(done.record, done.model))
+        self.report(done.record)
+
+    def report(self, record: TurnRecord) -> None:
+        """Hand a finished record to the host's metrics."""
+        if self.on_record is None:
+            return
+        try:  # a metric never breaks the turn it describes
+            self.on_record(record)
+        except Exception:
+            log.exception("on_record hook failed")
 
     def run(self, request: TurnRequest, cancelled: CancelFlag | None = None
             ) -> Iterator[TurnDelta | TurnToolCall | TurnDone]:
@@ -224,13 +268,13 @@ class ChatOrchestrator:
         def timed(phase: str, started: float) -> None:
             metrics.phases_s[phase] = time.perf_counter() - started
 
-        started = time.perf_counter()
+        started = turn_started = time.perf_counter()
         turn = self.prepare(request)
         timed("prepare", started)
 
         verdict = self.moderation.check_input(turn, request.text or _last_user_text(request), metrics)
         if verdict.flagged:
-            yield from self.refuse(turn, verdict, metrics)
+            yield from self.refuse(turn, verdict, metrics, turn_started)
             return
 
         started = time.perf_counter()
@@ -249,6 +293,7 @@ class ChatOrchestrator:
         reply_parts: list[str] = []
         finish_reason = "interrupted"
         refused = False
+        message_id = None
         try:
             generated = self.generate(turn, bundle.messages, tools, metrics, cancelled)
             for item in self.moderation.screen_output(turn, generated, metrics):
@@ -268,16 +313,34 @@ class ChatOrchestrator:
             started = time.perf_counter()
             reply = "".join(reply_parts).strip()
             if not refused:
-                self.persist(turn, reply, metrics, finish_reason)
+                message_id = self.persist(turn, reply, metrics, finish_reason)
             elif request.session_id is None:  # the conversation this turn opened stays empty: no debris
                 self.conversations.discard_if_empty(turn.request.user_id, turn.session_id)
             timed("persist", started)
-        yield TurnDone(turn.session_id, turn.persona.id, reply, finish_reason, turn.model.name, metrics)
+        yield self._done(turn, reply, finish_reason, metrics, message_id, turn_started)
 
-    def refuse(self, turn: PreparedTurn, verdict: Verdict, metrics: TurnMetrics) -> Iterator[TurnDelta | TurnDone]:
+    def _done(self, turn: PreparedTurn, reply: str, finish_reason: str, metrics: TurnMetrics,
+              message_id: str | None, turn_started: float) -> TurnDone:
+        done = TurnDone(turn.session_id, turn.persona.id, reply, finish_reason,
+                        turn.record.llm_model or turn.model.name, metrics, turn.record, message_id)
+        if turn.request.record is None:  # ours to finish: the channel said nothing more is coming
+            turn.record.add("turn", time.perf_counter() - turn_started)
+            self.report(turn.record)
+        return done
+
+    def refuse(self, turn: PreparedTurn, verdict: Verdict, metrics: TurnMetrics,
+               turn_started: float) -> Iterator[TurnDelta | TurnDone]:
         """A flagged input: the persona's refusal, and the model is never called."""
         reply = refusal_for(turn.persona, verdict)
         yield TurnDelta(reply)
         # The words are not kept: the next turn's prompt would hand them to the model.
-        self.persist(turn, reply, metrics, CONTENT_FILTER, user_text=WITHHELD if turn.request.text else "")
-        yield TurnDone(turn.session_id, turn.persona.id, reply, CONTENT_FILTER, turn.model.name, metrics)
+        message_id = self.persist(turn, reply, metrics, CONTENT_FILTER,
+                                  user_text=WITHHELD if turn.request.text else "")
+        yield self._done(turn, reply, CONTENT_FILTER, metrics, message_id, turn_started)
+
+
+def _record_metadata(record: TurnRecord, chain_name: str) -> dict[str, Any]:
+    """What a stored reply keeps of its turn's record (the page reads model and first_token_s)."""
+    first = record.first_token_s
+    return {"model": record.llm_model or chain_name, "first_token_s": None if first is None else round(first, 4),
+            "record": record.as_dict()}

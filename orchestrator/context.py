@@ -32,7 +32,8 @@ class GatheredContext:
     memories: list[str] = field(default_factory=list)
     knowledge: list[KnowledgeHit] = field(default_factory=list)
     degrade_reasons: list[str] = field(default_factory=list)
-    engine_s: dict[str, float] = field(default_factory=dict)
+    engine_s: dict[str, float] = field(default_factory=dict)  # seconds, or the timeout it ran out of
+    engine_outcome: dict[str, str] = field(default_factory=dict)  # ok | timeout | failed
 
     @property
     def degraded(self) -> bool:
@@ -67,12 +68,15 @@ class ContextGatherer:
                 value, seconds = future.result(timeout=remaining)
             except FutureTimeout:
                 result.degrade_reasons.append(f"{name}: no answer within {timeout:.2f}s")
+                result.engine_s[name], result.engine_outcome[name] = timeout, "timeout"
                 continue
             except Exception as exc:  # an engine's failure degrades the turn, never fails it
                 log.warning("context engine %s failed: %s", name, exc)
                 result.degrade_reasons.append(f"{name}: failed ({type(exc).__name__})")
+                result.engine_s[name] = time.perf_counter() - started
+                result.engine_outcome[name] = "failed"
                 continue
-            result.engine_s[name] = seconds
+            result.engine_s[name], result.engine_outcome[name] = seconds, "ok"
             setattr(result, _RESULT_FIELD[name], value)
         return result
 

@@ -10,7 +10,7 @@ from memory.chat_memory import LocalChatMemory
 from memory.knowledge import LocalKnowledge
 from memory.learner import MemoryLearner
 from memory.user_profile import LocalUserProfile
-from orchestrator.chat import ChatOrchestrator, ToolRunner
+from orchestrator.chat import ChatOrchestrator, OnRecord, ToolRunner
 from orchestrator.context import ContextGatherer, ContextTimeouts
 from orchestrator.moderation import ModerationGate, OnFlag
 from personas.cards import PersonaCatalog
@@ -47,10 +47,11 @@ class ChatServices:
 def build_chat_services(settings: Settings, personas: PersonaCatalog, model: ChatModel,
                         tools: ToolRunner | None = None, context_budget_tokens: int | None = None,
                         context: ContextGatherer | None = None, moderator: Moderator | None = None,
-                        on_moderation_flag: OnFlag | None = None) -> ChatServices:
+                        on_moderation_flag: OnFlag | None = None, on_record: OnRecord | None = None) -> ChatServices:
     """`moderator` defaults to the chain the environment configures (OpenAI's
     endpoint with OPENAI_API_KEY, the offline lists always); its flags are audited
-    in this database and passed to `on_moderation_flag` (the host's metrics)."""
+    in this database and passed to `on_moderation_flag` (the host's metrics), as each
+    finished turn's record is passed to `on_record`."""
     db = Database(settings.database_path)
     conversations = ConversationStore(db)
     memory, profile, knowledge = LocalChatMemory(db), LocalUserProfile(db), LocalKnowledge(db)
@@ -62,6 +63,7 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     budget = context_budget_tokens or int(settings.models.llm_context_tokens * 0.75)
     moderation = ModerationGate(moderator or build_moderation(settings.moderation, os.environ),
                                 DuckDbAuditSink(db), on_moderation_flag)
-    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget, moderation)
+    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget, moderation,
+                                    on_record)
     return ChatServices(db, conversations, memory, profile, knowledge, learner, context, orchestrator,
                         PersonalData(db))

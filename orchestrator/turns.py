@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.turn_record import TurnRecord
 from providers.base import ToolCall
 
 
@@ -25,17 +26,20 @@ class TurnRequest:
     # The user said yes to what they were asked to confirm (a dangerous tool call).
     # None: decided from their words ("yes", "go ahead"...), as a phone caller gives it.
     confirmed: bool | None = None
+    # A channel that timed stages before the orchestrator (a voice turn's endpointing and
+    # speech recognition) hands its record in, and finishes it after speaking the reply
+    # (ChatOrchestrator.finish_record). None: the orchestrator starts and finishes it.
+    record: TurnRecord | None = None
 
 
 @dataclass
 class TurnMetrics:
-    """Seconds spent per phase; filled in as the turn runs."""
+    """Seconds spent per phase and what the prompt held; filled in as the turn runs.
+    Who served what, and the first token, are in the turn's TurnRecord."""
 
     started_at: float = field(default_factory=time.perf_counter)
     phases_s: dict[str, float] = field(default_factory=dict)
-    first_token_s: float | None = None
-    prompt_tokens: int = 0  # estimated from the assembled prompt
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # estimated from the assembled prompt, to fit the context budget
     tool_rounds: int = 0
     degraded: bool = False
     degrade_reasons: list[str] = field(default_factory=list)
@@ -44,9 +48,7 @@ class TurnMetrics:
     def as_dict(self) -> dict[str, Any]:
         return {
             "phases_s": {k: round(v, 4) for k, v in self.phases_s.items()},
-            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 4),
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
             "tool_rounds": self.tool_rounds,
             "context_included": dict(self.context_included),
             "degraded": self.degraded,
@@ -85,5 +87,7 @@ class TurnDone:
     persona_id: str
     reply: str
     finish_reason: str
-    model: str
+    model: str  # the model that wrote the reply (not the fallback chain's name)
     metrics: TurnMetrics
+    record: TurnRecord
+    message_id: str | None = None  # the stored reply, None when nothing was kept

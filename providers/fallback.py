@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from providers.base import AudioClip, CancelFlag, ChatDelta, ChatOptions
+from providers.call_log import CallLog, FailedAttempt, model_name
 from providers.breakers import (
     BreakerEvent,
     BreakerEvents,
@@ -28,6 +29,7 @@ from providers.errors import (
     ProviderInputError,
     ProviderInterrupted,
     ProviderRateLimited,
+    ProviderStatusError,
     is_not_provider_fault,
     is_transient,
     translate,
@@ -51,8 +53,20 @@ class _Outcome(enum.Enum):
     CANCELLED = 3
 
 
+def failure_kind(error: ProviderError) -> str:
+    """A few fixed words for why an attempt failed (metrics labels stay bounded)."""
+    if isinstance(error, ProviderStatusError):
+        return f"status_{error.status_code}"
+    return type(error).__name__.removeprefix("Provider").lower() or "error"
+
+
 class FallbackAdapter(Generic[T]):
-    """The chain machinery the three modality adapters share."""
+    """The chain machinery the three modality adapters share.
+
+    Who served a call is told to its caller through the CallLog it passes in
+    (providers/call_log.py), never kept here: the chain is shared by every conversation."""
+
+    logs_calls = True
 
     def __init__(self, providers: Sequence[Any], policy: ProviderPolicy,
                  policies: Mapping[str, ProviderPolicy] | None, name: str):
@@ -65,7 +79,6 @@ class FallbackAdapter(Generic[T]):
         self._events = BreakerEvents(name)
         self._slots = [ProviderSlot(p, (policies or {}).get(p.name, policy), self._events)
                        for p in providers]
-        self.last_served_by: str | None = None  # for the UI: who answered most recently
 
     # -- what the UI and metrics read -------------------------------------------------
 
@@ -91,24 +104,27 @@ class FallbackAdapter(Generic[T]):
     # -- the call ---------------------------------------------------------------------
 
     def _run(self, open_stream: Callable[[Any], Iterable[T]], has_output: Callable[[T], bool],
-             cancelled: CancelFlag | None = None) -> Generator[T, None, str | None]:
+             cancelled: CancelFlag | None = None, log: CallLog | None = None) -> Generator[T, None, str | None]:
         """Yield one provider's output; return its name, or None if the caller cancelled."""
+        log = log if log is not None else CallLog()
         failures: list[str] = []
         refusal: ProviderError | None = None  # the last attempt's, when it was no provider's fault
         for slot in self._slots:
             for attempt in range(slot.policy.retries + 1):
                 if cancelled is not None and cancelled.is_set():
                     return None
-                outcome = yield from self._attempt(slot, open_stream, has_output, cancelled)
+                outcome = yield from self._attempt(slot, open_stream, has_output, cancelled, log)
                 if outcome is _Outcome.SERVED:
                     return slot.name
                 if outcome is _Outcome.CANCELLED:
                     return None
                 if outcome is _Outcome.SKIPPED:
                     failures.append(f"{slot.name}: skipped (breaker open)")
+                    log.fallbacks.append(FailedAttempt(slot.name, "breaker open", "breaker_open"))
                     break
                 refusal = outcome if is_not_provider_fault(outcome) else None
                 failures.append(str(outcome))
+                log.fallbacks.append(FailedAttempt(slot.name, str(outcome), failure_kind(outcome)))
                 delay = self._retry_delay(slot, outcome, attempt)
                 if delay is None:
                     break
@@ -121,7 +137,7 @@ class FallbackAdapter(Generic[T]):
         raise ProviderError(f"{self.name}: every provider failed: " + "; ".join(failures))
 
     def _attempt(self, slot: ProviderSlot, open_stream: Callable[[Any], Iterable[T]],
-                 has_output: Callable[[T], bool], cancelled: CancelFlag | None,
+                 has_output: Callable[[T], bool], cancelled: CancelFlag | None, log: CallLog,
                  ) -> Generator[T, None, _Outcome | ProviderError]:
         policy = slot.policy
         pump: StreamPump[T] | None = None
@@ -149,13 +165,13 @@ class FallbackAdapter(Generic[T]):
                         continue
                     if not delivered:
                         delivered = True
-                        self.last_served_by = slot.name
+                        log.provider, log.model = slot.name, model_name(slot.provider)
                         yield from held
                         held.clear()
                     yield item
                 yield from held  # a stream with no output at all, e.g. an empty reply
             slot.count("successes")
-            self.last_served_by = slot.name
+            log.provider, log.model = slot.name, model_name(slot.provider)
             return _Outcome.SERVED
         except CircuitOpen:
             slot.count("skipped")
@@ -216,9 +232,10 @@ class FallbackChatModel(FallbackAdapter[ChatDelta]):
         super().__init__(providers, policy, policies, name)
 
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,
-               cancelled: CancelFlag | None = None) -> Generator[ChatDelta, None, str | None]:
+               cancelled: CancelFlag | None = None, log: CallLog | None = None,
+               ) -> Generator[ChatDelta, None, str | None]:
         served_by = yield from self._run(lambda p: p.stream(messages, options, cancelled),
-                                         _chat_has_output, cancelled)
+                                         _chat_has_output, cancelled, log)
         if served_by is None:
             yield ChatDelta(finish_reason="cancelled")
         return served_by
@@ -230,7 +247,7 @@ class FallbackSTT(FallbackAdapter[str]):
         super().__init__(providers, policy, policies, name)
 
     def transcribe(self, audio: AudioClip, language: str = "en", requester: str | None = None,
-                   cancelled: CancelFlag | None = None) -> str:
+                   cancelled: CancelFlag | None = None, log: CallLog | None = None) -> str:
         # The pump reads on a helper thread, which is what enforces the deadline.
         def open_stream(provider: Any) -> Iterable[str]:
             steps = getattr(provider, "transcribe_steps", None)  # a queued local model
@@ -238,7 +255,7 @@ class FallbackSTT(FallbackAdapter[str]):
                 return steps(audio, language, requester, cancelled)
             return (provider.transcribe(audio, language),)
 
-        texts = list(self._run(open_stream, lambda text: True, cancelled))
+        texts = list(self._run(open_stream, lambda text: True, cancelled, log))
         return texts[-1] if texts else ""
 
 
@@ -252,15 +269,21 @@ class FallbackTTS(FallbackAdapter[AudioClip]):
         """The provider that serves when all is well (its audio is what a cache should keep)."""
         return self._slots[0].name
 
-    def synthesize(self, text: str, voice: str | None = None) -> Generator[AudioClip, None, str | None]:
+    def synthesize(self, text: str, voice: str | None = None,
+                   log: CallLog | None = None) -> Generator[AudioClip, None, str | None]:
         """Yields audio; the generator's return value names the provider that spoke."""
         return (yield from self._run(lambda p: p.synthesize(text, voice_for(p.name, voice)),
-                                     _audio_has_output))
+                                     _audio_has_output, log=log))
 
 
-def transcribe_as(stt: Any, audio: AudioClip, requester: str, language: str = "en") -> str:
+def transcribe_as(stt: Any, audio: AudioClip, requester: str, language: str = "en",
+                  log: CallLog | None = None) -> str:
     """Transcribe for this requester: a chain or a queued local model serves requesters
     fairly; a plain provider has no queue to be fair in."""
-    if isinstance(stt, (FallbackSTT, QueuedSTT)):
+    if isinstance(stt, FallbackSTT):
+        return stt.transcribe(audio, language, requester=requester, log=log)
+    if log is not None:
+        log.served(stt)
+    if isinstance(stt, QueuedSTT):
         return stt.transcribe(audio, language, requester=requester)
     return stt.transcribe(audio, language)

@@ -20,6 +20,7 @@ import diskcache
 import numpy as np
 
 from providers.base import AudioClip
+from providers.call_log import CallLog, synthesize_logged
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class CachedTTS:
     the offline voice during an outage is not replayed in that voice for good.
     """
 
+    logs_calls = True  # a hit is served by "cache"; a miss by whoever the inner chain says
+
     def __init__(self, inner: Any, cache: TtsCache, max_chars: int = MAX_CACHED_CHARS):
         self.inner = inner
         self.name = inner.name
@@ -120,27 +123,27 @@ class CachedTTS:
         self._max_chars = max_chars
         self.hits = 0
         self.misses = 0
-        self.last_served_by: str | None = None  # "cache", or the provider that spoke
 
-    def synthesize(self, text: str, voice: str | None = None) -> Generator[AudioClip, None, str | None]:
+    def synthesize(self, text: str, voice: str | None = None,
+                   log: CallLog | None = None) -> Generator[AudioClip, None, str | None]:
         """Yields audio; the generator's return value is "cache" or the provider that spoke."""
+        log = log if log is not None else CallLog()
         primary = getattr(self.inner, "primary_name", self.inner.name)
         cacheable = 0 < len(text.strip()) <= self._max_chars
         key = phrase_key(primary, voice, text) if cacheable else None
         if key is not None and (clip := self._cache.get(key)) is not None:
             self.hits += 1
-            self.last_served_by = "cache"
+            log.provider, log.model = "cache", primary
             yield clip
             return "cache"
         self.misses += 1
         clips: list[AudioClip] = []
-        served_by = yield from _collect(self.inner.synthesize(text, voice), clips)
+        served_by = yield from _collect(synthesize_logged(self.inner, text, log, voice), clips)
         # Only a full synthesis by the primary is kept: an interrupted or failed one
         # raises (or the caller's close stops us) before this line.
         spoken_by_primary = (served_by or self.inner.name) == primary
         if key is not None and clips and spoken_by_primary and (whole := _joined(clips)) is not None:
             self._cache.put(key, whole)
-        self.last_served_by = served_by or self.inner.name
         return served_by
 
 

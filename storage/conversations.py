@@ -65,10 +65,12 @@ class ConversationStore:
         return rows[0]
 
     def save_turn(self, session_id: str, user_id: str, persona_id: str, user_text: str,
-                  reply: str, metadata: dict[str, Any]) -> None:
+                  reply: str, metadata: dict[str, Any]) -> str | None:
         """Both sides of a turn in one transaction, plus a durable note that the
-        turn still has to be mined for memories (so a crash cannot lose that work)."""
+        turn still has to be mined for memories (so a crash cannot lose that work).
+        Returns the reply's message id (None without a reply)."""
         user_message_id = _new_id()
+        reply_id = _new_id() if reply else None
         encoded = json.dumps(metadata, default=str)
 
         def work(cursor) -> None:
@@ -80,12 +82,26 @@ class ConversationStore:
                 cursor.execute("INSERT INTO memory_backlog (message_id, persona_id) VALUES (?, ?)",
                                [user_message_id, persona_id])
             if reply:
-                rows.append([_new_id(), session_id, user_id, "assistant", reply, encoded])
+                rows.append([reply_id, session_id, user_id, "assistant", reply, encoded])
             for offset, row in enumerate(rows, 1):
                 cursor.execute("INSERT INTO messages (id, session_id, user_id, role, content, metadata, seq) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?)", [*row, seq + offset])
             cursor.execute("UPDATE sessions SET updated_at = current_timestamp, "
                            "title = coalesce(title, nullif(?, '')) WHERE id = ?", [user_text[:60], session_id])
+
+        self.db.write(work)
+        return reply_id
+
+    def update_metadata(self, message_id: str, changes: dict[str, Any]) -> None:
+        """Merge `changes` into a stored message's metadata (a turn's record, finished
+        after its reply was saved)."""
+        def work(cursor) -> None:
+            row = cursor.execute("SELECT metadata FROM messages WHERE id = ?", [message_id]).fetchone()
+            if row is None:  # erased meanwhile ("forget me"): nothing to complete
+                return
+            metadata = {**json.loads(row[0] or "{}"), **changes}
+            cursor.execute("UPDATE messages SET metadata = ? WHERE id = ?",
+                           [json.dumps(metadata, default=str), message_id])
 
         self.db.write(work)
 

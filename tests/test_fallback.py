@@ -10,6 +10,7 @@ import pytest
 
 from providers.base import ChatOptions
 from providers.breakers import ProviderPolicy
+from providers.call_log import CallLog
 from providers.chains import build_chains
 from providers.errors import ProviderError, ProviderInterrupted, ProviderTimeout
 from providers.fallback import FallbackChatModel, FallbackSTT, FallbackTTS, voice_for
@@ -37,8 +38,15 @@ FAST = ProviderPolicy(fail_max=2, reset_timeout_s=RESET_S, first_output_timeout_
                       stall_timeout_s=1.5, retries=0, backoff_s=0.01, max_backoff_s=0.05)
 
 
-def reply(llm) -> str:
-    return "".join(delta.text for delta in llm.stream(USER, ChatOptions()))
+def reply(llm, log: CallLog | None = None) -> str:
+    return "".join(delta.text for delta in llm.stream(USER, ChatOptions(), log=log))
+
+
+def served(llm, expected: str = REPLY) -> str:
+    """Who answered one call, as that call's own log says."""
+    log = CallLog()
+    assert reply(llm, log) == expected
+    return log.provider
 
 
 def tripped_chain(vendors) -> FallbackChatModel:
@@ -47,8 +55,7 @@ def tripped_chain(vendors) -> FallbackChatModel:
     primary.fail_always(Fault(status=500))
     llm = FallbackChatModel([openai_llm(primary), groq_llm(secondary)], FAST)
     for _ in range(FAST.fail_max):
-        assert reply(llm) == REPLY
-        assert llm.last_served_by == "groq"
+        assert served(llm) == "groq"
     return llm
 
 
@@ -80,8 +87,7 @@ def test_after_the_reset_timeout_one_trial_call_goes_through_and_closes(vendors)
     vendors[0].fail_always(None)  # the primary recovers
     time.sleep(RESET_S + 0.05)
 
-    assert reply(llm) == REPLY
-    assert llm.last_served_by == "openai"
+    assert served(llm) == "openai"
     assert vendors[0].hits() == 3
     assert llm.breaker_states()["openai"] == "closed"
     assert changes == ["half-open", "closed"]
@@ -90,8 +96,8 @@ def test_after_the_reset_timeout_one_trial_call_goes_through_and_closes(vendors)
 def test_a_failed_trial_call_opens_the_breaker_again(vendors):
     llm = tripped_chain(vendors)
     time.sleep(RESET_S + 0.05)
-    assert reply(llm) == REPLY  # the trial fails, groq answers
-    assert vendors[0].hits() == 3 and llm.last_served_by == "groq"
+    assert served(llm) == "groq"  # the trial fails, groq answers
+    assert vendors[0].hits() == 3
     assert llm.breaker_states()["openai"] == "open"
     assert reply(llm) == REPLY
     assert vendors[0].hits() == 3  # open again: not called
@@ -120,17 +126,16 @@ def test_rate_limit_before_output_falls_over_without_waiting(vendors):
     primary.fail_next(Fault(status=429, retry_after_s=30))
     llm = FallbackChatModel([openai_llm(primary), groq_llm(secondary)], replace(FAST, retries=2))
     began = time.monotonic()
-    assert reply(llm) == REPLY
+    assert served(llm) == "groq"
     assert time.monotonic() - began < 1.0  # did not sit out the 30 s
-    assert llm.last_served_by == "groq" and primary.hits() == 1
+    assert primary.hits() == 1
 
 
 def test_transient_error_is_retried_on_the_same_provider_first(vendors):
     primary, secondary = vendors
     primary.fail_next(Fault(status=503))
     llm = FallbackChatModel([openai_llm(primary), groq_llm(secondary)], replace(FAST, retries=1))
-    assert reply(llm) == REPLY
-    assert llm.last_served_by == "openai"
+    assert served(llm) == "openai"
     assert primary.hits() == 2 and secondary.hits() == 0
 
 
@@ -166,9 +171,8 @@ def test_hang_before_output_times_out_and_falls_over(vendors):
     llm = FallbackChatModel([openai_llm(primary), groq_llm(secondary)],
                             replace(FAST, first_output_timeout_s=0.3))
     began = time.monotonic()
-    assert reply(llm) == REPLY
+    assert served(llm) == "groq"
     assert time.monotonic() - began < 1.0
-    assert llm.last_served_by == "groq"
 
 
 def test_stall_after_output_started_is_an_interruption(vendors):
@@ -187,8 +191,9 @@ def test_speech_to_text_falls_over(vendors):
     primary.fail_always(Fault(status=502))
     secondary.script.transcript = "from the second vendor"
     stt = FallbackSTT([groq_stt(primary), openai_stt(secondary)], FAST)
-    assert stt.transcribe(speech()) == "from the second vendor"
-    assert stt.last_served_by == "openai"
+    log = CallLog()
+    assert stt.transcribe(speech(), log=log) == "from the second vendor"
+    assert log.provider == "openai" and [a.provider for a in log.fallbacks] == ["groq"]
 
 
 def test_every_cloud_failing_ends_on_the_offline_provider(vendors):
@@ -196,8 +201,7 @@ def test_every_cloud_failing_ends_on_the_offline_provider(vendors):
         server.fail_always(Fault(status=500))
     offline = ScriptedChatModel()
     llm = FallbackChatModel([openai_llm(vendors[0]), groq_llm(vendors[1]), offline], FAST)
-    assert reply(llm) == "Offline here. "
-    assert llm.last_served_by == "offline-llm" and offline.calls == 1
+    assert served(llm, "Offline here. ") == "offline-llm" and offline.calls == 1
 
 
 def test_every_provider_failing_raises_one_provider_error(vendors):
@@ -260,9 +264,10 @@ def test_chains_follow_the_keys_present_and_end_offline(vendors, tmp_path):
     assert isinstance(tts, CachedTTS) and tts.inner.provider_names == ["openai", "offline-tts"]
 
     vendors[0].fail_always(Fault(status=500))  # Groq is down: OpenAI answers
-    assert reply(llm) == REPLY and llm.last_served_by == "openai"
+    assert served(llm) == "openai"
     assert stt.transcribe(speech()) == "what is the weather like"
-    assert list(tts.synthesize("Hello.")) and tts.inner.last_served_by == "openai"
+    log = CallLog()
+    assert list(tts.synthesize("Hello.", log=log)) and log.provider == "openai"
 
 
 def test_chain_order_from_env_keeps_offline_last(vendors, tmp_path):

@@ -133,7 +133,7 @@ def test_the_orchestrator_can_use_the_gateway_as_its_tool_runner(gateway, audit)
     assert "3*4 = 12" in answer
     refused = runner.run(SimpleNamespace(id="c2", name="add_note", arguments='{"text": "x"}'), request, tutor, "s")
     assert "Not run: add_note is not one of persona tutor's tools" in refused
-    event = audit.by_id(runner.last_result.audit_id)
+    event = audit.by_id(refused.result.audit_id)  # each call's own result, not a shared one
     assert (event.user_id, event.persona_id, event.channel, event.decision) == ("carol", "tutor", "phone", "denied")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from providers.breakers import ProviderPolicy
+from providers.call_log import CallLog
 from providers.errors import ProviderError
 from providers.fallback import FallbackTTS
 from providers.tts_cache import BytesOnlyDisk, CachedTTS, TtsCache, phrase_key
@@ -38,11 +39,12 @@ def test_a_repeated_phrase_is_served_without_a_request(vendor, cache):
     first = list(tts.synthesize(PHRASE))
     assert vendor.hits() == 1
 
-    again = list(tts.synthesize(PHRASE))
+    log = CallLog()
+    again = list(tts.synthesize(PHRASE, log=log))
     assert vendor.hits() == 1  # the fake never saw the second request
     assert {c.sample_rate for c in again} == {24_000}
     assert np.array_equal(samples(again), samples(first))
-    assert (tts.hits, tts.misses) == (1, 1) and tts.last_served_by == "cache"
+    assert (tts.hits, tts.misses) == (1, 1) and log.provider == "cache"
 
 
 def test_key_covers_provider_voice_and_text(vendor, cache):
@@ -82,8 +84,9 @@ def test_over_a_chain_only_the_primary_voice_is_kept(vendors, cache):
     tts = CachedTTS(chain, cache)
 
     primary.fail_next(Fault(status=500))
-    assert list(tts.synthesize(PHRASE))
-    assert chain.last_served_by == "elevenlabs" and len(cache) == 0  # the stand-in voice is not kept
+    log = CallLog()
+    assert list(tts.synthesize(PHRASE, log=log))
+    assert log.provider == "elevenlabs" and len(cache) == 0  # the stand-in voice is not kept
 
     chain_healthy = CachedTTS(FallbackTTS([openai_tts(primary), elevenlabs_tts(secondary)], FAST), cache)
     list(chain_healthy.synthesize(PHRASE))

@@ -106,7 +106,7 @@ class _RecordingRunner:
 
     def run(self, call: Any, request: Any, persona: Any, session_id: str) -> str:
         content = self.inner.run(call, request, persona, session_id)
-        self.results.append(self.inner.last_result)
+        self.results.append(content.result)
         return content
 
 
@@ -186,7 +186,7 @@ class ToolRig:
         called = [i.call.name for i in items if isinstance(i, TurnToolCall)]
         assert len(called) == len(self.runner.results)
         return Outcome(persona_id, request, reply, [(r.tool, r.ok) for r in self.runner.results],
-                       done.metrics.first_token_s, time.perf_counter() - started)
+                       done.record.first_token_s, time.perf_counter() - started)
 
     def close(self) -> None:
         self.gateway.stop()

@@ -14,7 +14,6 @@ from tools.gateway import ToolCallContext, ToolGateway, ToolResult
 class GatewayToolRunner:
     def __init__(self, gateway: ToolGateway):
         self.gateway = gateway
-        self.last_result: ToolResult | None = None  # for the handler that wants the user-facing error
 
     def schemas_for(self, persona: Any, channel: str) -> list[dict[str, Any]]:
         return self.gateway.schemas_for(persona.id, persona.allowed_tools, channel)
@@ -23,14 +22,15 @@ class GatewayToolRunner:
         context = ToolCallContext(user_id=request.user_id, session_id=session_id, persona_id=persona.id,
                                   allowed_tools=tuple(persona.allowed_tools), channel=request.channel,
                                   confirmed=bool(getattr(request, "confirmed", False)))
-        self.last_result = result = self.gateway.call(context, call.name, call.arguments)
-        return ToolOutput(result.content, result.ok, result.latency_ms)
+        return ToolOutput(self.gateway.call(context, call.name, call.arguments))
 
 
 class ToolOutput(str):
     """The text the model reads back, carrying this call's own outcome (not shared state)."""
 
-    def __new__(cls, content: str, ok: bool, latency_ms: float) -> "ToolOutput":
-        output = super().__new__(cls, content)
-        output.ok, output.latency_ms = ok, latency_ms
+    result: ToolResult
+
+    def __new__(cls, result: ToolResult) -> "ToolOutput":
+        output = super().__new__(cls, result.content)
+        output.result, output.ok, output.latency_ms = result, result.ok, result.latency_ms
         return output

@@ -24,7 +24,6 @@ from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, Assista
                                   ChatCompletionRequest, ChatMessage, Choice, MessageToolCall, Usage,
                                   chat_stream_content)
 from handlers.api.turn_bridge import run_turn
-from handlers.metrics import observe_turn
 from orchestrator.services import ChatServices
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
 from personas.cards import Persona, PersonaError
@@ -98,7 +97,9 @@ def _tool_call_json(call: TurnToolCall, index: int | None = None) -> dict[str, A
 
 
 def _usage(done: TurnDone) -> Usage:
-    prompt, completion = done.metrics.prompt_tokens, done.metrics.completion_tokens
+    """The model's own counts (the vendor's, or the local tokenizer's), summed over the
+    turn's model calls; the prompt estimate only when the model reported none."""
+    prompt, completion = done.record.tokens_in or done.metrics.prompt_tokens, done.record.tokens_out
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
@@ -172,7 +173,6 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
             raise await refused(exc) from None
         if done is None:
             raise RuntimeError("the turn ended without a TurnDone")
-        observe_turn(done.metrics.phases_s, "api")
         message = AssistantMessage(content="".join(text).strip() or (None if calls else ""),
                                    tool_calls=calls or None)
         completion = ChatCompletion(id=completion_id, created=created, model=body.model, usage=_usage(done),
@@ -224,7 +224,6 @@ async def _sse(first: Any, events: AsyncIterator[Any], completion_id: str, creat
         log.error("chat stream ended without a TurnDone")
         yield "data: [DONE]\n\n"
         return
-    observe_turn(done.metrics.phases_s, "api")
     yield chunk({}, FINISH.get(done.finish_reason, "stop"))
     if include_usage:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,

@@ -49,6 +49,7 @@ class ElevenLabsTTS:
             raise ValueError("ElevenLabs needs ELEVENLABS_API_KEY")
         client_module = import_sdk("elevenlabs.client", ELEVENLABS_PIP)
         self.name = settings.name
+        self.model_id = settings.model_id  # what a turn record names as the model
         self.sample_rate = settings.sample_rate
         self._settings = settings
         self._client = client_module.ElevenLabs(

@@ -35,6 +35,7 @@ def _stream_error(chunk: Any) -> str | None:
 class GroqChatModel:
     def __init__(self, settings: GroqChatSettings):
         self.name = settings.name
+        self.model_id = settings.model  # what a turn record names as the model
         self._settings = settings
         self._client = make_client(settings)
 

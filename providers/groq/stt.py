@@ -26,6 +26,7 @@ class GroqSTTSettings(GroqConnection):
 class GroqSTT:
     def __init__(self, settings: GroqSTTSettings):
         self.name = settings.name
+        self.model_id = settings.model  # what a turn record names as the model
         self._settings = settings
         self._client = make_client(settings)
 

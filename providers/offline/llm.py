@@ -128,11 +128,37 @@ def compact_prompt_cache(capacity_bytes: int) -> Any:
     return CompactPromptCache(capacity_bytes=capacity_bytes)
 
 
+class TokenCounter:
+    """Counts a call's tokens with the model's own tokenizer.
+
+    llama-cpp-python's streamed chat completion reports no usage. Every completion
+    hands its tokenized prompt (template and tools included) to `Llama.generate` and
+    takes the reply from it a token at a time, so counting there is exact."""
+
+    def __init__(self, llm: Any):
+        from llama_cpp import llama_vocab_is_eog
+
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        generate = llm.generate
+
+        def counting(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            self.prompt_tokens += len(tokens)
+            for token in generate(tokens, *args, **kwargs):
+                if not llama_vocab_is_eog(llm._model.vocab, token):  # the end mark is not reply
+                    self.completion_tokens += 1
+                yield token
+
+        llm.generate = counting
+
+    def reset(self) -> None:
+        self.prompt_tokens = self.completion_tokens = 0
+
+
 @dataclass
 class _Completion:
     calls: list[ToolCall]
     finish_reason: str | None
-    completion_tokens: int
     wrote_text: bool
     dropped: list[str]
 
@@ -147,6 +173,7 @@ class LlamaChatModel:
                 "llama-cpp-python is not installed: run `make setup` (it builds it for this CPU)"
             ) from exc
         self.name = f"offline-{name}"
+        self.model_id = name
         self.tool_grammar = tool_grammar  # prose or offered calls only (tool_grammar.py)
         self._llm = Llama(
             model_path=str(model_path), n_ctx=context_tokens, n_threads=threads,
@@ -156,11 +183,13 @@ class LlamaChatModel:
         # Evaluated prompt prefixes (persona prompt + tools) kept in RAM, so switching
         # persona or user does not re-read a thousand tokens of tool schemas.
         self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
+        self._tokens = TokenCounter(self._llm)  # read under the lock: one call at a time
         self._lock = threading.Lock()
 
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,
                cancelled: CancelFlag | None = None) -> Iterator[ChatDelta]:
         with self._lock:
+            self._tokens.reset()
             tools = compact_tools(options.tools)
             done = yield from self._complete(messages, options, tools, cancelled)
             if tools and done.dropped and not (done.calls or done.wrote_text) and done.finish_reason == "stop":
@@ -169,7 +198,8 @@ class LlamaChatModel:
                 done = yield from self._complete(messages, options, [], cancelled)
             finish_reason = "tool_calls" if done.calls and done.finish_reason != "cancelled" else done.finish_reason
             yield ChatDelta(tool_calls=tuple(done.calls), finish_reason=finish_reason or "stop",
-                            completion_tokens=done.completion_tokens)
+                            prompt_tokens=self._tokens.prompt_tokens,
+                            completion_tokens=self._tokens.completion_tokens)
 
     def _complete(self, messages: list[dict[str, Any]], options: ChatOptions, tools: list[dict[str, Any]],
                   cancelled: CancelFlag | None) -> Generator[ChatDelta, None, _Completion]:
@@ -180,7 +210,7 @@ class LlamaChatModel:
             tools=tools or None, grammar=tool_grammar(tools) if self.tool_grammar else None,
         )
         parser = ToolCallParser({t["function"]["name"] for t in tools})
-        completion_tokens, finish_reason, wrote_text = 0, None, False
+        finish_reason, wrote_text = None, False
         try:
             for chunk in chunks:
                 if cancelled is not None and cancelled.is_set():
@@ -189,7 +219,6 @@ class LlamaChatModel:
                 choice = chunk["choices"][0]
                 text = choice.get("delta", {}).get("content") or ""
                 if text:
-                    completion_tokens += 1
                     shown = parser.feed(text)
                     if shown:
                         wrote_text = True
@@ -203,7 +232,7 @@ class LlamaChatModel:
             yield ChatDelta(text=rest)
         if parser.dropped:
             log.debug("%s kept tool markup from the reply: %r", self.name, parser.dropped)
-        return _Completion(calls, finish_reason, completion_tokens, wrote_text, parser.dropped)
+        return _Completion(calls, finish_reason, wrote_text, parser.dropped)
 
     def prime(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
         """Evaluate a prompt prefix ahead of time, so the first real turn starts warm."""

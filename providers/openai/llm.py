@@ -33,6 +33,7 @@ class OpenAIChatSettings(OpenAIConnection):
 class OpenAIChatModel:
     def __init__(self, settings: OpenAIChatSettings):
         self.name = settings.name
+        self.model_id = settings.model  # what a turn record names as the model
         self._settings = settings
         self._client = make_client(settings)
 

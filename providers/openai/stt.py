@@ -27,6 +27,7 @@ class OpenAISTTSettings(OpenAIConnection):
 class OpenAISTT:
     def __init__(self, settings: OpenAISTTSettings):
         self.name = settings.name
+        self.model_id = settings.model  # what a turn record names as the model
         self._settings = settings
         self._client = make_client(settings)
 

@@ -32,6 +32,7 @@ class OpenAITTS:
 
     def __init__(self, settings: OpenAITTSSettings):
         self.name = settings.name
+        self.model_id = settings.model  # what a turn record names as the model
         self._settings = settings
         self._client = make_client(settings)
 
