@@ -22,6 +22,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
+from handlers.playback import PlaybackClock
 from handlers.telephone import TOKEN_PARAMETER, PhoneLine
 from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import TokenRejected, VoiceIdentities
@@ -37,6 +38,7 @@ CLOSE_INVALID = 1007  # not JSON, or not our events
 CLOSE_POLICY = 1008  # media before start, start twice, an id already in use, no start in time
 CLOSE_TOO_BIG = 1009
 CLOSE_BUSY = 1013  # try again later
+PHONE_RATE = 8_000  # Twilio's mu-law, one byte per sample
 # Before `start`: Twilio says "connected" first; "mark" and "dtmf" carry nothing we need.
 _IGNORED_BEFORE_START = {"connected", "mark", "dtmf"}
 
@@ -65,6 +67,8 @@ class GuardedWebSocket:
         self._replay: dict | None = None
         self.connection_id: str | None = None
         self.refusal: _Refused | None = None
+        # A phone stream: what the caller has heard, from the marks Twilio echoes.
+        self.playback = PlaybackClock() if phone else None
 
     def __getattr__(self, name):
         return getattr(self._ws, name)
@@ -79,6 +83,20 @@ class GuardedWebSocket:
         # A client that has gone first makes Starlette raise here, and FastRTC would
         # then skip its clean-up: closing a closed socket is not an error.
         await _close(self._ws, code, reason or "")
+
+    async def send_json(self, data, mode: str = "text") -> None:
+        await self._ws.send_json(data, mode)
+        if self.playback is None or not isinstance(data, dict):
+            return
+        if data.get("event") == "media":
+            # A mark after each chunk: Twilio echoes it once the chunk has played.
+            payload = (data.get("media") or {}).get("payload") or ""
+            seconds = (len(payload) * 3 // 4 - payload.count("=")) / PHONE_RATE  # mu-law: a byte a sample
+            name = self.playback.sent(seconds)
+            await self._ws.send_json({"event": "mark", "streamSid": data.get("streamSid") or self.connection_id,
+                                      "mark": {"name": name}}, mode)
+        elif data.get("event") == "clear":
+            self.playback.cleared()
 
     async def await_start(self) -> None:
         """Read until a valid `start`, which FastRTC then gets as its first frame."""
@@ -149,6 +167,9 @@ class GuardedWebSocket:
             raise self.refusal
         if data["event"] == "media":
             self._check_media(data)
+        elif data["event"] == "mark" and self.playback is not None:
+            mark = data.get("mark")
+            self.playback.echoed(mark.get("name") if isinstance(mark, dict) else None)
         return data
 
     def _check_media(self, data: dict) -> None:

@@ -185,7 +185,9 @@ async def test_the_concurrency_limit_holds_across_websocket_and_telephone(voice_
         async with websockets.connect(url(voice_app, refused)) as ws:  # closed on arrival, before any frame
             code, reason = await closed_with(ws)
         assert code == CLOSE_BUSY and "try again" in reason
-    await assert_served(voice_app, refused)  # the slot came back when the held call ended
+    # The slot comes back when the server has seen the held call's close (a moment after ours).
+    await wait_until_no_voice_connections(voice_app, f"hanging up a {held} call")
+    await assert_served(voice_app, refused)
 
 
 async def test_a_socket_that_never_starts_does_not_hold_the_slot_for_ever(voice_app, clean_log):
