@@ -6,6 +6,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orchestrator.turn_record import TurnRecord
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 HTTP_REQUESTS = Counter("cozy_http_requests_total", "HTTP requests by route and status",
@@ -118,7 +120,7 @@ def register_provider_chains(chains: dict[str, object]) -> None:
     _replace_collector("provider_chains", ProviderChainCollector(chains))
 
 
-def observe_turn_record(record) -> None:
+def observe_turn_record(record: TurnRecord) -> None:
     """The orchestrator's `on_record` hook: one finished turn's record (any channel)."""
     for stage in record.stages:
         TURN_STAGE.labels(stage.name, record.channel, stage.provider, stage.model).observe(stage.seconds)

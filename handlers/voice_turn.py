@@ -22,7 +22,7 @@ from fastrtc import AdditionalOutputs
 from handlers.audio import resample
 from handlers.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
-from orchestrator.turn_record import Stage, TurnRecord
+from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from storage.conversations import SessionNotFound
 from providers.base import AudioClip, SpeechToText, TextToSpeech
@@ -55,7 +55,7 @@ def _add_speech(record: TurnRecord, seconds: float, log: CallLog, characters: in
             stage.seconds += seconds
             stage.characters = (stage.characters or 0) + characters
             stage.audio_out_s = (stage.audio_out_s or 0.0) + audio_s
-            stage.fallbacks += Stage("tts", 0).served_by(log).fallbacks
+            stage.fallbacks += log.fallbacks
             return
     record.add("tts", seconds, log, characters=characters, audio_out_s=audio_s)
 

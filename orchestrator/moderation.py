@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.sentences import SentenceSplitter
 from orchestrator.turns import TurnDelta, TurnMetrics
 from personas.cards import Persona
+from providers.call_log import CallLog, logs_calls
 from providers.moderation.base import CLEAN, OFF, Moderator, Verdict
 from tools.audit import AuditEvent, AuditSink
 
@@ -111,12 +112,15 @@ class ModerationGate:
     def _check(self, turn: PreparedTurn, text: str, direction: str, metrics: TurnMetrics) -> Verdict:
         if not self._active(turn.persona) or not text.strip():
             return CLEAN
-        started = time.perf_counter()
+        started, call_log = time.perf_counter(), CallLog()
         try:
-            verdict = self.moderator.check(text, turn.persona.moderation)
+            verdict = (self.moderator.check(text, turn.persona.moderation, log=call_log)
+                       if logs_calls(self.moderator) else self.moderator.check(text, turn.persona.moderation))
         finally:
-            metrics.phases_s["moderation"] = (metrics.phases_s.get("moderation", 0.0)
-                                              + time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.phases_s["moderation"] = metrics.phases_s.get("moderation", 0.0) + seconds
+        call_log.provider = call_log.provider or verdict.moderator
+        turn.record.add("moderation", seconds, call_log, outcome="flagged" if verdict.flagged else "ok")
         if verdict.flagged:
             request = turn.request
             self._report(ModerationFlag(direction, verdict.categories, verdict.moderator, turn.persona.moderation,

@@ -8,29 +8,22 @@ is read back from a shared object, so two conversations at once each get their o
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from providers.call_log import CallLog
-
-
-@dataclass
-class Fallback:
-    """A provider tried before the one that served, and why it did not."""
-
-    provider: str
-    reason: str
-    kind: str  # a few fixed words (timeout, status_503, breaker_open...), for metrics
+from providers.call_log import CallLog, FailedAttempt
 
 
 @dataclass
 class Stage:
-    name: str  # endpointing | stt | context | context_<engine> | llm_first_token | llm | tool | tts_first_audio | tts | ...
+    # endpointing | stt | context | context_<engine> | moderation | llm_first_token | llm | tool
+    # | tts_first_audio | tts | first_audio | turn
+    name: str
     seconds: float
     provider: str = ""
     model: str = ""
-    fallbacks: list[Fallback] = field(default_factory=list)
-    outcome: str = "ok"  # ok | timeout | failed | refused
+    fallbacks: list[FailedAttempt] = field(default_factory=list)  # tried first, and why they did not serve
+    outcome: str = "ok"  # ok | timeout | failed | interrupted | flagged
     detail: str = ""  # a tool call: the tool's name
     tokens_in: int | None = None
     tokens_out: int | None = None
@@ -41,20 +34,30 @@ class Stage:
 
     def served_by(self, log: CallLog) -> "Stage":
         self.provider, self.model = log.provider or "", log.model or ""
-        self.fallbacks = [Fallback(a.provider, a.reason, a.kind) for a in log.fallbacks]
+        self.fallbacks = list(log.fallbacks)
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if v not in (None, "", [])}
-        data["seconds"] = round(self.seconds, 4)
+        """The facts this stage has (empty ones left out), as JSON can hold them."""
+        data: dict[str, Any] = {"name": self.name, "seconds": round(self.seconds, 4)}
+        for key in _FACTS:
+            value = getattr(self, key)
+            if value is not None and value != "":
+                data[key] = value
+        if self.fallbacks:
+            data["fallbacks"] = [{"provider": f.provider, "reason": f.reason, "kind": f.kind} for f in self.fallbacks]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Stage":
         known = {f.name for f in fields(cls)}
         stage = cls(**{k: v for k, v in data.items() if k in known and k != "fallbacks"})
-        stage.fallbacks = [Fallback(**f) for f in data.get("fallbacks") or []]
+        stage.fallbacks = [FailedAttempt(**f) for f in data.get("fallbacks") or []]
         return stage
+
+
+_FACTS = ("provider", "model", "outcome", "detail", "tokens_in", "tokens_out", "audio_in_s", "audio_out_s",
+          "characters", "cost_usd")
 
 
 @dataclass

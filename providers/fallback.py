@@ -15,7 +15,6 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from providers.base import AudioClip, CancelFlag, ChatDelta, ChatOptions
-from providers.call_log import CallLog, FailedAttempt, model_name
 from providers.breakers import (
     BreakerEvent,
     BreakerEvents,
@@ -23,6 +22,7 @@ from providers.breakers import (
     ProviderPolicy,
     ProviderSlot,
 )
+from providers.call_log import CallLog, FailedAttempt, model_name
 from providers.errors import (
     ModelBusy,
     ProviderError,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import tempfile
 import wave
@@ -181,8 +182,11 @@ def test_request_ids_and_metrics(running_app, client):
     client.chat.completions.create(model="concise", messages=[{"role": "user", "content": "Hi"}])
     metrics = httpx.get(f"{running_app.base_url}/metrics").text
     for name in ('cozy_http_requests_total{method="POST",route="/v1/chat/completions",status="200"}',
-                 "cozy_http_request_seconds_bucket", 'cozy_turn_stage_seconds_count{channel="api",stage="generate"}',
+                 "cozy_http_request_seconds_bucket",
                  "cozy_voice_sessions_active", 'cozy_provider_calls_total{modality="llm"',
                  'cozy_breaker_state{modality="llm"'):
         assert name in metrics, name
+    # The turn's model call, labelled with the provider and model that served it
+    assert re.search(r'cozy_turn_stage_seconds_count\{channel="api",model="[^"]+",provider="offline-[^"]+",'
+                     r'stage="llm"\}', metrics)
     assert '"request_id": "trace-me-123"' in running_app.log_path.read_text()

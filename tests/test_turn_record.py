@@ -21,12 +21,14 @@ from handlers.api.rate_limit import RateLimiter, RateLimits
 from handlers.metrics import observe_turn_record
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
-from orchestrator.turn_record import Fallback, TurnRecord
+from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
 from personas.cards import PersonaCatalog
 from providers.base import ChatOptions
 from providers.breakers import ProviderPolicy
+from providers.call_log import FailedAttempt
 from providers.fallback import FallbackChatModel
+from providers.moderation.offline import OfflineModerator
 from tests.conftest import ROOT
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, groq_llm, openai_llm, speech
 from tests.fakes.vendor_server import Fault
@@ -38,8 +40,9 @@ QUESTION = "What is the capital of France?"
 
 
 def services_for(tmp_path, model, **options):
+    """The real services; moderation by the offline word lists, whatever keys the environment has."""
     return build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"), model,
-                               **options)
+                               moderator=OfflineModerator(), **options)
 
 
 def run_turn(orchestrator, user_id: str, first_words: threading.Event | None = None,
@@ -95,7 +98,7 @@ def test_two_conversations_at_once_each_record_names_the_provider_that_served_it
         assert stored_metadata(services, ada, "ada")["model"] == "llama-3.1-8b-instant"
         assert stored_metadata(services, bob, "bob")["model"] == "gpt-4.1-mini"
         saved = TurnRecord.from_dict(stored_metadata(services, ada, "ada")["record"])
-        assert saved.all("llm")[0].fallbacks == [Fallback("openai", fallback.reason, "status_500")]
+        assert saved.all("llm")[0].fallbacks == [FailedAttempt("openai", fallback.reason, "status_500")]
     finally:
         services.close()
 
@@ -168,6 +171,7 @@ def test_voice_phone_and_api_turns_all_reach_the_stage_metrics(vendor, tmp_path)
         assert {"endpointing", "stt", "context", "llm_first_token", "llm", "tts_first_audio", "tts",
                 "first_audio", "turn"} <= set(voice)
         assert voice["stt"]["provider"] == "metrics-stt" and voice["tts"]["provider"] == "recording-tts"
+        assert voice["moderation"]["provider"] == "offline"
 
         # The voice turn's record, finished after its reply was spoken, is stored with the reply.
         caller = services.conversations.sessions("voice-caller")[0]["id"]

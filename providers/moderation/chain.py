@@ -13,6 +13,7 @@ from typing import Any
 
 from config import ModerationSettings
 from providers.breakers import ProviderPolicy
+from providers.call_log import CallLog
 from providers.fallback import FallbackAdapter
 from providers.moderation.base import Verdict
 from providers.sdk import MissingSDKError
@@ -34,11 +35,11 @@ class FallbackModerator(FallbackAdapter[Verdict]):
                  policies: Mapping[str, ProviderPolicy] | None = None, name: str = "moderation"):
         super().__init__(providers, policy, policies, name)
 
-    def check(self, text: str, policy: str) -> Verdict:
+    def check(self, text: str, policy: str, log: CallLog | None = None) -> Verdict:
         def open_stream(provider: Any) -> tuple[Verdict]:
             return (replace(provider.check(text, policy), moderator=provider.name),)
 
-        return list(self._run(open_stream, lambda verdict: True))[-1]
+        return list(self._run(open_stream, lambda verdict: True, log=log))[-1]
 
 
 def build_moderation(settings: ModerationSettings, env: Mapping[str, str],
