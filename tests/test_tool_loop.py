@@ -61,6 +61,10 @@ def test_two_tool_calls_in_sequence_complete_the_turn(engine, vendor):
     assert [c.name for c in calls] == ["current_time", "calculate"]
     assert reply == "In Tokyo it is late morning, and 1234 times 5678 is 7006652."
     assert isinstance(done, TurnDone) and done.metrics.tool_rounds == 2
+    # The turn's record: each tool call with its outcome, each model call with the vendor's counts
+    assert [(s.detail, s.outcome) for s in done.record.all("tool")] == [("current_time", "ok"), ("calculate", "ok")]
+    assert [s.provider for s in done.record.all("llm")] == ["openai"] * 3
+    assert all(s.tokens_in and s.tokens_out for s in done.record.all("llm"))
     # The model was shown each result, as data, before answering.
     last_request = vendor.requests[-1].body["messages"]
     tool_results = [m["content"] for m in last_request if m["role"] == "tool"]

@@ -103,6 +103,54 @@ def test_two_conversations_at_once_each_record_names_the_provider_that_served_it
         services.close()
 
 
+class FirstSentenceWaits(RecordingTTS):
+    """Speaks like RecordingTTS, but its first sentence waits until the test lets it go."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def synthesize(self, text: str, voice: str | None = None):
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30), "never released"
+        yield from super().synthesize(text, voice)
+
+
+def wait_until(predicate, timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_two_calls_at_once_each_hear_which_model_answered_them(vendors, tmp_path):
+    """Ada's reply falls back to Groq and is still being spoken when Bob's whole turn, served
+    by OpenAI, is over: a label read from the chain as Ada's turn ends would say OpenAI."""
+    primary, secondary = vendors
+    primary.fail_next(Fault(status=500))
+    services = services_for(tmp_path, FallbackChatModel([openai_llm(primary), groq_llm(secondary)], POLICY))
+    tts = FirstSentenceWaits()
+    runner = VoiceTurnRunner(ScriptedSTT(text=QUESTION), tts, services.orchestrator, 24_000)
+    ada, bob = (Conversation(user_id=name, persona_id="concise") for name in ("ada", "bob"))
+    try:
+        now = time.perf_counter()
+        thread = threading.Thread(target=lambda: list(runner.run(SpokenTurn(speech(1.0), now, now), ada)))
+        thread.start()
+        # Ada's reply is written (and saved), and her first sentence is being spoken
+        assert tts.entered.wait(30) and wait_until(lambda: any(
+            len(services.conversations.messages("ada", s["id"])) == 2 for s in services.conversations.sessions("ada")))
+        list(runner.run(SpokenTurn(speech(1.0), now, now), bob))
+        tts.release.set()
+        thread.join(30)
+        assert ada.last_turn["providers"]["llm"] == "groq" and bob.last_turn["providers"]["llm"] == "openai"
+    finally:
+        tts.release.set()
+        services.close()
+
+
 @pytest.mark.parametrize("make_model", [openai_llm, groq_llm], ids=["openai", "groq"])
 def test_the_record_carries_the_vendors_own_token_counts(vendor, tmp_path, make_model):
     services = services_for(tmp_path, make_model(vendor))
