@@ -178,6 +178,7 @@ class CozyReplyOnPause(ReplyOnPause):
         return self.generator is not None
 
     def _barge_in(self) -> None:
+        self.conversation.barged_in_at = time.perf_counter()
         self.conversation.barged_in.set()
         with self._lock:
             self._interrupt = True
@@ -247,6 +248,8 @@ class CozyReplyOnPause(ReplyOnPause):
             persona = self.identities.persona(call_id) if self.identities is not None else None
             if persona:
                 self.conversation.persona_id = persona
+            # The guarded Twilio socket knows from its marks what the caller has heard.
+            self.conversation.playback = getattr(getattr(context, "websocket", None), "playback", None)
             self.conversation.channel = "phone"
 
     def _as_token_holder(self) -> str | None:

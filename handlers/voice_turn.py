@@ -20,6 +20,7 @@ import numpy as np
 from fastrtc import AdditionalOutputs
 
 from handlers.audio import resample
+from handlers.playback import PlaybackClock, SpokenReply
 from handlers.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.turn_record import TurnRecord
@@ -82,6 +83,8 @@ class Conversation:
     last_turn: dict[str, Any] = field(default_factory=dict)
     turns: int = 0  # numbers each turn, so a page can tell a new turn from a repeated update
     barged_in: threading.Event = field(default_factory=threading.Event)  # the caller talked over a reply
+    barged_in_at: float = 0.0  # perf_counter when they did
+    playback: PlaybackClock | None = None  # a phone stream's: what the caller has heard (Twilio's marks)
 
     def show(self, state: str) -> AdditionalOutputs:
         """The voice state the page shows (listening, hearing, heard, thinking, speaking)."""
@@ -90,6 +93,75 @@ class Conversation:
 
     def outputs(self) -> AdditionalOutputs:
         return AdditionalOutputs(list(self.transcript), dict(self.last_turn))
+
+
+class ReplySpeech:
+    """One reply's audio as it goes out, and what of it the caller heard when they cut in.
+
+    Heard: on the phone, what Twilio's echoed marks say has played (handlers/playback.py);
+    elsewhere, the time from the reply's first audio to the caller's first word. A reply
+    saved whole before the cut is trimmed in storage; one still being written is saved
+    as heard (TurnRequest.heard_reply)."""
+
+    def __init__(self, orchestrator: ChatOrchestrator, conversation: Conversation):
+        self.orchestrator = orchestrator
+        self.conversation = conversation
+        self.audio = SpokenReply()
+        self.first_audio_at: float | None = None
+        self.played_by = time.perf_counter()  # when the audio sent so far will have played
+        self.message_id: str | None = None
+        self._base_s = conversation.playback.sent_s if conversation.playback is not None else 0.0
+        self._heard: str | None = None
+
+    def sent(self, piece: str, seconds: float) -> None:
+        now = time.perf_counter()
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+            if self.conversation.playback is not None:
+                self._base_s = self.conversation.playback.sent_s
+        self.audio.add(piece, seconds)
+        self.played_by = max(self.played_by, now) + seconds
+
+    def heard_text(self) -> str | None:
+        return self._heard
+
+    def _measure(self) -> str:
+        playback = self.conversation.playback
+        if self.first_audio_at is None:
+            heard_s = 0.0
+        elif playback is not None:
+            heard_s = playback.heard_s - self._base_s
+        else:
+            heard_s = self.conversation.barged_in_at - self.first_audio_at
+        self._heard = self.audio.heard(max(0.0, heard_s))
+        return self._heard
+
+    def cut_off(self, writer: threading.Thread, pieces: queue.Queue) -> None:
+        """The caller talked over the reply while it was being spoken."""
+        heard = self._measure()
+        if self.message_id is not None:
+            self.orchestrator.conversations.keep_heard(self.message_id, heard)
+            return
+        # Saved whole already, or about to be: its TurnDone comes through the queue.
+        threading.Thread(target=self._trim_when_saved, args=(writer, pieces, heard), daemon=True,
+                         name="reply-trim").start()
+
+    def _trim_when_saved(self, writer: threading.Thread, pieces: queue.Queue, heard: str) -> None:
+        writer.join(timeout=60)
+        while True:
+            try:
+                kind, value = pieces.get_nowait()
+            except queue.Empty:
+                return  # cut while written: the orchestrator saved what was heard
+            if kind == "done" and value.message_id is not None and value.finish_reason != "interrupted":
+                self.orchestrator.conversations.keep_heard(value.message_id, heard)
+                return
+
+    def keep_heard(self, conversation: Conversation) -> None:
+        """Talked over after the reply had been written and sent: trim the saved reply."""
+        heard = self._measure()
+        if self.message_id is not None and heard != " ".join(p for p, _ in self.audio.pieces):
+            self.orchestrator.conversations.keep_heard(self.message_id, heard)
 
 
 class VoiceTurnRunner:
@@ -190,9 +262,10 @@ class VoiceTurnRunner:
         conversation.transcript.append({"role": "user", "content": text})
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        played_by = yield from self._reply(text, turn, conversation, timings, record)
+        speech = yield from self._reply(text, turn, conversation, timings, record)
         # "Speaking" lasts while the caller hears the reply, not while it is made.
-        conversation.barged_in.wait(min(played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S))
+        if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
+            speech.keep_heard(conversation)  # talked over its last words: keep what was heard
         yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
@@ -209,7 +282,8 @@ class VoiceTurnRunner:
         writer.start()
         spoken: list[str] = []
         heard_audio = False
-        played_by = time.perf_counter()
+        speech = ReplySpeech(self.orchestrator, conversation)
+        request.heard_reply = speech.heard_text  # a reply still being written when cut off keeps this
         live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
         told_to_wait = False
         done: TurnDone | None = None
@@ -249,7 +323,7 @@ class VoiceTurnRunner:
                                 record.add("first_audio", timings["first_audio_s"])
                             rate = self._reply_rate(conversation)
                             samples = self._to_output(clip, rate)
-                            played_by = max(played_by, time.perf_counter()) + samples.size / rate
+                            speech.sent(piece, samples.size / rate)
                             yield rate, samples
                     except Exception:
                         log.exception("text-to-speech failed")
@@ -268,6 +342,7 @@ class VoiceTurnRunner:
                     yield conversation.outputs()
                 elif kind == "done":
                     done = value
+                    speech.message_id = done.message_id
                     conversation.session_id = done.session_id
                     conversation.last_turn["session_id"] = done.session_id
                     llm_calls = done.record.all("llm")
@@ -288,6 +363,8 @@ class VoiceTurnRunner:
                     conversation.last_turn["error"] = "the reply could not be generated"
                     break
         finally:
+            if conversation.barged_in.is_set():  # talked over: what was heard is known before the writer stops
+                speech.cut_off(writer, pieces)
             cancelled.set()  # barge-in closes us: stop the writer too
             # The record is whole now: stored with the reply (when the turn got that far) and counted.
             record.add("turn", time.perf_counter() - turn.speech_ended_at)
@@ -301,7 +378,7 @@ class VoiceTurnRunner:
         else:  # nothing of it was heard
             conversation.transcript[:] = [m for m in conversation.transcript if m is not live_reply]
         yield conversation.outputs()
-        return played_by
+        return speech
 
     def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: threading.Event) -> None:
         chunker = SentenceChunker()
@@ -319,6 +396,9 @@ class VoiceTurnRunner:
                 items = self.orchestrator.run(request, cancelled)
                 first_item = next(items)
             for item in itertools.chain([first_item], items):
+                if isinstance(item, TurnDone) and cancelled.is_set():
+                    pieces.put(("done", item))  # saved whole before the cut: ReplySpeech trims it
+                    break
                 if cancelled.is_set():
                     items.close()
                     break

@@ -39,6 +39,7 @@ CLOSE_POLICY = 1008  # media before start, start twice, an id already in use, no
 CLOSE_TOO_BIG = 1009
 CLOSE_BUSY = 1013  # try again later
 PHONE_RATE = 8_000  # Twilio's mu-law, one byte per sample
+MARK_EVERY_BYTES = PHONE_RATE // 4  # a mark per quarter second of reply audio
 # Before `start`: Twilio says "connected" first; "mark" and "dtmf" carry nothing we need.
 _IGNORED_BEFORE_START = {"connected", "mark", "dtmf"}
 
@@ -85,18 +86,30 @@ class GuardedWebSocket:
         await _close(self._ws, code, reason or "")
 
     async def send_json(self, data, mode: str = "text") -> None:
-        await self._ws.send_json(data, mode)
         if self.playback is None or not isinstance(data, dict):
+            await self._ws.send_json(data, mode)
             return
         if data.get("event") == "media":
-            # A mark after each chunk: Twilio echoes it once the chunk has played.
-            payload = (data.get("media") or {}).get("payload") or ""
-            seconds = (len(payload) * 3 // 4 - payload.count("=")) / PHONE_RATE  # mu-law: a byte a sample
-            name = self.playback.sent(seconds)
-            await self._ws.send_json({"event": "mark", "streamSid": data.get("streamSid") or self.connection_id,
-                                      "mark": {"name": name}}, mode)
-        elif data.get("event") == "clear":
+            await self._send_marked_audio(data, mode)
+            return
+        await self._ws.send_json(data, mode)
+        if data.get("event") == "clear":
             self.playback.cleared()
+
+    async def _send_marked_audio(self, data: dict, mode: str) -> None:
+        """FastRTC sends a whole sentence as one media message. Sent in short chunks, each
+        followed by a mark, Twilio's echoes tell to a quarter second what the caller heard."""
+        try:
+            audio = base64.b64decode((data.get("media") or {}).get("payload") or "")
+        except (ValueError, binascii.Error):
+            await self._ws.send_json(data, mode)
+            return
+        stream_sid = data.get("streamSid") or self.connection_id
+        for start in range(0, len(audio), MARK_EVERY_BYTES):
+            chunk = audio[start:start + MARK_EVERY_BYTES]  # mu-law: one byte per sample
+            await self._ws.send_json({**data, "media": {"payload": base64.b64encode(chunk).decode()}}, mode)
+            name = self.playback.sent(len(chunk) / PHONE_RATE)
+            await self._ws.send_json({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}, mode)
 
     async def await_start(self) -> None:
         """Read until a valid `start`, which FastRTC then gets as its first frame."""

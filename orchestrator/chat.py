@@ -312,6 +312,9 @@ class ChatOrchestrator:
             timed("generate", started)
             started = time.perf_counter()
             reply = "".join(reply_parts).strip()
+            heard = request.heard_reply() if request.heard_reply is not None else None
+            if heard is not None and not refused:
+                reply, finish_reason = heard, "interrupted"
             if not refused:
                 message_id = self.persist(turn, reply, metrics, finish_reason)
             elif request.session_id is None:  # the conversation this turn opened stays empty: no debris

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ class TurnRequest:
     # speech recognition) hands its record in, and finishes it after speaking the reply
     # (ChatOrchestrator.finish_record). None: the orchestrator starts and finishes it.
     record: TurnRecord | None = None
+    # A spoken reply the listener talked over: what they heard of it, once known (None: all
+    # of it). The orchestrator keeps that much, not what the model went on to write.
+    heard_reply: Callable[[], str | None] | None = None
 
 
 @dataclass

@@ -105,6 +105,23 @@ class ConversationStore:
 
         self.db.write(work)
 
+    def keep_heard(self, message_id: str, heard: str) -> None:
+        """A reply saved whole that the listener cut off: keep what they heard of it (none of
+        it: the reply goes), marked as interrupted."""
+        def work(cursor) -> None:
+            row = cursor.execute("SELECT content, metadata FROM messages WHERE id = ?", [message_id]).fetchone()
+            if row is None:  # erased meanwhile
+                return
+            if not heard:
+                cursor.execute("DELETE FROM messages WHERE id = ?", [message_id])
+                return
+            metadata = {**json.loads(row[1] or "{}"), "finish_reason": "interrupted", "interrupted": True,
+                        "generated_chars": len(row[0])}
+            cursor.execute("UPDATE messages SET content = ?, metadata = ? WHERE id = ?",
+                           [heard, json.dumps(metadata, default=str), message_id])
+
+        self.db.write(work)
+
     def recent(self, session_id: str, limit: int = 50) -> list[dict[str, str]]:
         rows = self.db.read("SELECT role, content FROM messages WHERE session_id = ? "
                             "ORDER BY seq DESC LIMIT ?", [session_id, limit])

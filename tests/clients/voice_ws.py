@@ -81,6 +81,9 @@ class VoiceWebsocketClient:
     def _media_frame(self, payload: str) -> dict:
         return {"event": "media", "media": {"payload": payload}}
 
+    async def _on_frame(self, data: dict) -> None:
+        """A subclass may answer frames as its protocol does (Twilio echoes marks)."""
+
     def _readers(self) -> list:
         return [self._read_media(), self._read_events()]
 
@@ -106,6 +109,7 @@ class VoiceWebsocketClient:
             data = json.loads(message)
             self.frames.append(data)
             self.arrivals.append(time.perf_counter())
+            await self._on_frame(data)
             if data.get("event") != "media":
                 continue
             pcm = np.frombuffer(audioop.ulaw2lin(base64.b64decode(data["media"]["payload"]), 2), np.int16)
@@ -179,6 +183,9 @@ class PhoneCallClient(VoiceWebsocketClient):
                  token: str | None = None):
         super().__init__(base_url, input_sample_rate=8_000, output_sample_rate=8_000)
         self.caller, self.called, self.stream_token = caller, called, token
+        self._play_until = 0.0
+        self._pending_marks: dict[str, asyncio.Task] = {}
+        self.cleared_at: float | None = None  # when the server last sent `clear`
         self.ws_url = self.base_url.replace("http", "ws", 1) + "/voice/telephone/handler"
 
     async def __aenter__(self):
@@ -196,6 +203,33 @@ class PhoneCallClient(VoiceWebsocketClient):
 
     def _media_frame(self, payload: str) -> dict:
         return {"event": "media", "streamSid": self.websocket_id, "media": {"payload": payload}}
+
+    async def _on_frame(self, data: dict) -> None:
+        """Plays the reply in real time as Twilio does: a mark is echoed once the audio sent
+        before it has played; `clear` drops what has not played and echoes every pending mark."""
+        now = time.perf_counter()
+        event = data.get("event")
+        if event == "media":
+            seconds = len(base64.b64decode(data["media"]["payload"])) / 8_000
+            self._play_until = max(self._play_until, now) + seconds
+        elif event == "mark":
+            name = data["mark"]["name"]
+            self._pending_marks[name] = asyncio.create_task(self._echo(name, self._play_until - now))
+        elif event == "clear":
+            self.cleared_at = now
+            self._play_until = now
+            for name, task in list(self._pending_marks.items()):
+                task.cancel()
+                await self._echo(name, 0)
+
+    async def _echo(self, name: str, after_s: float) -> None:
+        if after_s > 0:
+            await asyncio.sleep(after_s)
+        self._pending_marks.pop(name, None)
+        try:
+            await self._ws.send(json.dumps({"event": "mark", "streamSid": self.websocket_id, "mark": {"name": name}}))
+        except websockets.ConnectionClosed:
+            pass
 
     def _readers(self) -> list:
         return [self._read_media()]  # phone calls have no transcript stream
