@@ -43,6 +43,7 @@ from handlers.voice_slots import VoiceSlots, guard_webrtc_offers, on_connection_
 from handlers.websocket_guard import build_guard_routes  # noqa: E402
 from handlers.telephone import PhoneLine, build_telephone_routes  # noqa: E402
 from handlers.fastphone import start_fastphone  # noqa: E402
+from handlers.tracing import TurnTracer  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import build_chains  # noqa: E402
@@ -71,8 +72,15 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     llm, stt, tts = build_chains(os.environ, QueuedChatModel(models.llm, queues["llm"]),
                                  QueuedSTT(models.stt, queues["stt"]), models.tts,
                                  cache_dir=settings.data_dir / "cache" / "tts")
+    tracer = TurnTracer.from_env()  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+    def on_record(record) -> None:
+        observe_turn_record(record)
+        if tracer is not None:
+            tracer.export(record)
+
     services = build_chat_services(settings, personas, llm, on_moderation_flag=count_moderation_flag,
-                                   on_record=observe_turn_record)
+                                   on_record=on_record)
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
     progress("starting tool servers")
@@ -110,6 +118,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
         log.info("shutting down: stopping tool servers, finishing memory updates, checkpointing")
         await asyncio.to_thread(gateway.stop)
         await asyncio.to_thread(services.close)
+        if tracer is not None:
+            await asyncio.to_thread(tracer.shutdown)
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
     install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_env()))

@@ -8,6 +8,7 @@ is read back from a shared object, so two conversations at once each get their o
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -31,6 +32,7 @@ class Stage:
     audio_out_s: float | None = None
     characters: int | None = None
     cost_usd: float = 0.0  # priced later, from a price table; 0 until then
+    ended_at: float = field(default_factory=time.time)  # wall clock; a stage is added as it ends (traces)
 
     def served_by(self, log: CallLog) -> "Stage":
         self.provider, self.model = log.provider or "", log.model or ""
