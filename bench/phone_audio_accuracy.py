@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import Settings  # noqa: E402
-from handlers.audio import resample  # noqa: E402
+from providers.pcm import resample  # noqa: E402
 from handlers.reply_on_pause import PREROLL_S  # noqa: E402
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent  # noqa: E402
 from providers import model_files  # noqa: E402

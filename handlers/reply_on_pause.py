@@ -32,13 +32,13 @@ from aiortc import RTCDataChannel
 from fastrtc import AlgoOptions, ReplyOnPause
 from fastrtc.utils import create_message, current_context, split_output
 
-from handlers.audio import resample, to_mono_int16
+from providers.pcm import SPEECH_RATE, resample, to_mono_int16
 from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 from handlers.visitor_limits import LimitReached
 from handlers.voice_identity import VoiceIdentities
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner, transcribe_logged
 from providers.base import AudioClip
-from providers.offline.vad import SAMPLE_RATE, SileroVad
+from providers.offline.vad import SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class CozyReplyOnPause(ReplyOnPause):
             fn=runner.run,
             algo_options=AlgoOptions(max_continuous_speech_s=turn_options.max_turn_s),
             can_interrupt=barge_in,
-            input_sample_rate=SAMPLE_RATE,
+            input_sample_rate=SPEECH_RATE,
             output_sample_rate=output_sample_rate,
             model=vad,
         )
@@ -120,13 +120,13 @@ class CozyReplyOnPause(ReplyOnPause):
             return
         self._preroll.append(samples)
         self._preroll_samples += len(samples)
-        while self._preroll_samples - len(self._preroll[0]) > PREROLL_S * SAMPLE_RATE:
+        while self._preroll_samples - len(self._preroll[0]) > PREROLL_S * SPEECH_RATE:
             self._preroll_samples -= len(self._preroll.popleft())
 
     def _audio_so_far(self) -> AudioClip:
         parts = list(self._preroll) + self._turn_audio
         samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
-        return AudioClip(SAMPLE_RATE, samples)
+        return AudioClip(SPEECH_RATE, samples)
 
     def receive(self, frame: tuple[int, np.ndarray]) -> None:
         try:
@@ -137,8 +137,8 @@ class CozyReplyOnPause(ReplyOnPause):
     def _receive(self, frame: tuple[int, np.ndarray]) -> None:
         sample_rate, array = frame
         samples = to_mono_int16(array)
-        if sample_rate != SAMPLE_RATE:
-            samples = resample(samples, sample_rate, SAMPLE_RATE)
+        if sample_rate != SPEECH_RATE:
+            samples = resample(samples, sample_rate, SPEECH_RATE)
         was_in_turn = self._detector.in_turn
         probabilities = self._vad_stream.feed(samples)
         now = time.perf_counter()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs
 
-from handlers.audio import resample
+from providers.pcm import resample
 from handlers.playback import PlaybackClock, SpokenReply
 from handlers.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from providers.pcm import float_to_int16
+
 SOUND_PATH = "/voice/sounds/connected.wav"
 _FASTRTC_SOUND = b"https://huggingface.co/datasets/freddyaboulton/bucket/resolve/main/pop-sounds.mp3"
 _EXTERNAL_IN_PAGE = re.compile(
@@ -34,7 +36,7 @@ def connected_chime() -> bytes:
         t = np.arange(int(rate * 0.12)) / rate
         envelope = np.sin(np.pi * t / t[-1]) ** 2
         notes.append(0.25 * envelope * np.sin(2 * np.pi * frequency * t))
-    samples = (np.concatenate(notes) * 32767).astype(np.int16)
+    samples = float_to_int16(np.concatenate(notes))
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)

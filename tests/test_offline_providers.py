@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from handlers.audio import rms_dbfs
+from providers.pcm import rms_dbfs
 from providers.base import AudioClip, ChatOptions
 from tests.clients.voice_ws import espeak_clip
 

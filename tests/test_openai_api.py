@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from handlers.api.audio_codec import decode_audio
-from handlers.audio import rms_dbfs
+from providers.pcm import rms_dbfs
 
 
 def sdk(base_url: str, key: str = "unused") -> openai.OpenAI:

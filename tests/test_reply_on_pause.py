@@ -10,7 +10,7 @@ from fastrtc import AdditionalOutputs
 
 from config import Settings
 
-from handlers.audio import rms_dbfs
+from providers.pcm import rms_dbfs
 from handlers.reply_on_pause import CozyReplyOnPause
 from handlers.turn_detector import TurnDetectorOptions
 from handlers.voice_turn import APOLOGY, VoiceTurnRunner

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from handlers.audio import rms_dbfs
+from providers.pcm import rms_dbfs
 from tests.clients.voice_webrtc import webrtc_turn
 from tests.clients.voice_ws import VoiceWebsocketClient, espeak_clip
 

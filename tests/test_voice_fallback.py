@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from config import Settings
-from handlers.audio import rms_dbfs
+from providers.pcm import rms_dbfs
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from handlers.audio import resample
+from providers.pcm import SPEECH_RATE, resample
 
 MAX_DECODED_SECONDS = 30 * 60  # what one upload may expand to; guards against decompression bombs
 
@@ -22,7 +22,7 @@ class AudioDecodeError(ValueError):
     pass
 
 
-def decode_audio(data: bytes, target_rate: int = 16_000) -> np.ndarray:
+def decode_audio(data: bytes, target_rate: int = SPEECH_RATE) -> np.ndarray:
     """Mono int16 at `target_rate`."""
     if not data:
         raise AudioDecodeError("the audio file is empty")

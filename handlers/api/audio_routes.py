@@ -15,7 +15,7 @@ from handlers.api.errors import ApiError, busy_error
 from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, SpeechRequest, Transcription,
                                   VerboseTranscription)
 from handlers.api.turn_bridge import iterate_in_thread
-from handlers.audio import resample
+from providers.pcm import SPEECH_RATE, resample
 from handlers.sentences import SentenceChunker
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.errors import ModelBusy
@@ -23,7 +23,7 @@ from providers.fallback import transcribe_as
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's own limit
-SPEECH_RATE = 24_000
+SYNTHESIS_RATE = 24_000
 TEXT_FORMATS = ("text", "srt", "vtt")
 # Control characters say nothing aloud, and some voices fail on them (Piper on NUL).
 _UNSPEAKABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -73,13 +73,13 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
                            param="language")
         data = await _read_upload(file)
         try:
-            samples = await asyncio.to_thread(decode_audio, data, 16_000)
+            samples = await asyncio.to_thread(decode_audio, data, SPEECH_RATE)
         except AudioDecodeError as exc:
             raise ApiError(400, f"Could not read the audio: {exc}.", param="file") from None
-        duration = len(samples) / 16_000
+        duration = len(samples) / SPEECH_RATE
         limiter.audio(user_id, duration, param="file")
         try:
-            text = await asyncio.to_thread(transcribe_as, stt, AudioClip(16_000, samples), user_id)
+            text = await asyncio.to_thread(transcribe_as, stt, AudioClip(SPEECH_RATE, samples), user_id)
         except ModelBusy as exc:
             raise busy_error(exc, "speech recognizer") from None
         except Exception:
@@ -112,13 +112,13 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
         voice = body.voice if isinstance(body.voice, str) else None
 
         def synthesise(cancelled: threading.Event) -> Iterator[bytes]:
-            encoder = StreamEncoder(body.response_format, SPEECH_RATE)
+            encoder = StreamEncoder(body.response_format, SYNTHESIS_RATE)
             chunker = SentenceChunker()
             for piece in chunker.push(text + " ") + chunker.flush():
                 for clip in tts.synthesize(piece, voice):
                     if cancelled.is_set():
                         return
-                    data = encoder.encode(resample(clip.samples, clip.sample_rate, SPEECH_RATE))
+                    data = encoder.encode(resample(clip.samples, clip.sample_rate, SYNTHESIS_RATE))
                     if data:
                         yield data
             yield encoder.finish()

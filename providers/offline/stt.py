@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers.audio import resample
 from providers.base import AudioClip
-
-WHISPER_RATE = 16_000
+from providers.pcm import SPEECH_RATE, resample, to_float32
 
 
 class WhisperSTT:
@@ -27,10 +25,8 @@ class WhisperSTT:
         self._lock = threading.Lock()
 
     def transcribe(self, audio: AudioClip, language: str = "en") -> str:
-        samples = audio.samples.astype(np.float32) / 32768.0 if audio.samples.dtype == np.int16 \
-            else audio.samples.astype(np.float32)
-        samples = resample(samples, audio.sample_rate, WHISPER_RATE)
-        if len(samples) < WHISPER_RATE // 10:
+        samples = resample(to_float32(audio.samples), audio.sample_rate, SPEECH_RATE)
+        if len(samples) < SPEECH_RATE // 10:
             return ""
         with self._lock:
             segments, _ = self._model.transcribe(
@@ -41,4 +37,4 @@ class WhisperSTT:
             return " ".join(s.text.strip() for s in segments).strip()
 
     def warmup(self) -> None:
-        self.transcribe(AudioClip(WHISPER_RATE, np.zeros(WHISPER_RATE, dtype=np.int16)))
+        self.transcribe(AudioClip(SPEECH_RATE, np.zeros(SPEECH_RATE, dtype=np.int16)))

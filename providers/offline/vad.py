@@ -12,15 +12,10 @@ from typing import Any
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from providers.pcm import SPEECH_RATE, resample, to_float32
+
 WINDOW = 512  # samples per decision at 16 kHz (32 ms), what v5 was trained on
 CONTEXT = 64  # v5 looks at the tail of the previous window
-
-
-def to_float32(samples: np.ndarray) -> np.ndarray:
-    if samples.dtype == np.int16:
-        return samples.astype(np.float32) / 32768.0
-    return samples.astype(np.float32, copy=False)
 
 
 class VadStream:
@@ -64,7 +59,7 @@ class SileroVad:
         self._session = onnxruntime.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
+        self._sr = np.array(SPEECH_RATE, dtype=np.int64)
         self.threshold = threshold
         self._lock = threading.Lock()
 
@@ -79,10 +74,8 @@ class SileroVad:
         """Seconds of speech in a clip, and the speech spans (in samples at 16 kHz)."""
         sample_rate, samples = audio
         samples = to_float32(np.asarray(samples).reshape(-1))
-        if sample_rate != SAMPLE_RATE:
-            from handlers.audio import resample
-
-            samples = resample(samples, sample_rate, SAMPLE_RATE)
+        if sample_rate != SPEECH_RATE:
+            samples = resample(samples, sample_rate, SPEECH_RATE)
         probabilities = self.stream().feed(samples)
         spans: list[dict] = []
         for index, probability in enumerate(probabilities):
@@ -93,8 +86,8 @@ class SileroVad:
                 spans[-1]["end"] = end
             else:
                 spans.append({"start": start, "end": end})
-        speech_s = sum(s["end"] - s["start"] for s in spans) / SAMPLE_RATE
+        speech_s = sum(s["end"] - s["start"] for s in spans) / SPEECH_RATE
         return speech_s, spans
 
     def warmup(self) -> None:
-        self.vad((SAMPLE_RATE, np.zeros(SAMPLE_RATE, dtype=np.float32)))
+        self.vad((SPEECH_RATE, np.zeros(SPEECH_RATE, dtype=np.float32)))
