@@ -20,6 +20,7 @@ _OWNED = (
     ("knowledge_chunks", "owner_id"),
     ("knowledge_documents", "owner_id"),
     ("audit_events", "user_id"),
+    ("usage_daily", "user_id"),
     ("messages", "user_id"),
     ("sessions", "user_id"),
     ("users", "id"),
@@ -47,6 +48,8 @@ def stored_about(db: Database, user_id: str) -> dict[str, Any]:
                            "AND tool <> '(moderation)' ORDER BY occurred_at DESC LIMIT 500"),
         "moderation_flags": rows("SELECT occurred_at, decision, reason FROM audit_events WHERE user_id = ? "
                                  "AND tool = '(moderation)' ORDER BY occurred_at DESC LIMIT 500"),
+        "usage": rows("SELECT day, provider, model, input_tokens, output_tokens, cost_usd FROM usage_daily "
+                      "WHERE user_id = ? ORDER BY day DESC, provider, model LIMIT 2000"),
     }
 
 

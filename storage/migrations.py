@@ -99,6 +99,22 @@ MIGRATIONS: list[tuple[int, str]] = [
     -- API clients name their conversations (OpenAI's `user` field); kept per user and persona.
     ALTER TABLE sessions ADD COLUMN client_key VARCHAR;
     """),
+    (3, """
+    -- What each identity used per day, by who served it (storage/usage.py adds each finished turn).
+    CREATE TABLE usage_daily (
+        user_id VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        provider VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        audio_seconds_in DOUBLE NOT NULL DEFAULT 0,
+        audio_seconds_out DOUBLE NOT NULL DEFAULT 0,
+        characters BIGINT NOT NULL DEFAULT 0,
+        cost_usd DOUBLE NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, day, provider, model)
+    );
+    """),
 ]
 
 
