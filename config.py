@@ -199,6 +199,21 @@ class PhoneSettings:
                    hf_token=os.environ.get("HF_TOKEN") or None)
 
 
+@dataclass(frozen=True)
+class UsageSettings:
+    """What turns cost (a price table) and how much one user may use a day (0: no limit)."""
+
+    prices_path: Path = PROJECT_ROOT / "providers" / "prices.yaml"
+    daily_budget_usd: float = 0.0
+    daily_budget_tokens: int = 0
+
+    @classmethod
+    def from_env(cls) -> "UsageSettings":
+        return cls(prices_path=_env_path("COZY_PRICES", cls.prices_path),
+                   daily_budget_usd=_env_float("COZY_DAILY_BUDGET_USD", cls.daily_budget_usd),
+                   daily_budget_tokens=_env_int("COZY_DAILY_BUDGET_TOKENS", cls.daily_budget_tokens))
+
+
 def _truthy(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -224,6 +239,7 @@ class Settings:
     turn_servers: TurnServerSettings = field(default_factory=TurnServerSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)
 
     @property
     def models_dir(self) -> Path:
@@ -257,4 +273,5 @@ class Settings:
             turn_servers=TurnServerSettings.from_env(),
             moderation=ModerationSettings.from_env(),
             phone=PhoneSettings.from_env(),
+            usage=UsageSettings.from_env(),
         )

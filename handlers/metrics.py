@@ -26,6 +26,8 @@ CONTEXT_DEGRADED = Counter("cozy_context_degraded_total", "Context engines that 
                            ["engine", "outcome"], registry=REGISTRY)
 TURN_TOKENS = Counter("cozy_turn_tokens_total", "Model tokens, as the vendor (or the local tokenizer) counted them",
                       ["direction", "provider", "model"], registry=REGISTRY)
+TURN_COST = Counter("cozy_turn_cost_usd_total", "What turns cost in USD, priced from the price table (COZY_PRICES)",
+                    ["provider", "model"], registry=REGISTRY)
 TURN_TOOL_CALLS = Counter("cozy_turn_tool_calls_total", "Tool calls the model made in turns, by outcome",
                           ["channel", "outcome"], registry=REGISTRY)
 VOICE_SESSIONS = Gauge("cozy_voice_sessions_active", "Open voice connections", registry=REGISTRY)
@@ -132,6 +134,8 @@ def observe_turn_record(record: TurnRecord) -> None:
             TURN_TOKENS.labels("in", stage.provider, stage.model).inc(stage.tokens_in)
         if stage.tokens_out:
             TURN_TOKENS.labels("out", stage.provider, stage.model).inc(stage.tokens_out)
+        if stage.cost_usd:
+            TURN_COST.labels(stage.provider, stage.model).inc(stage.cost_usd)
         if stage.name == "tool":
             TURN_TOOL_CALLS.labels(record.channel, stage.outcome).inc()
 

@@ -326,6 +326,7 @@ class ChatOrchestrator:
               message_id: str | None, turn_started: float) -> TurnDone:
         done = TurnDone(turn.session_id, turn.persona.id, reply, finish_reason,
                         turn.record.llm_model or turn.model.name, metrics, turn.record, message_id)
+        turn.record.user_id = turn.request.user_id  # whose usage the record adds to, when reported
         if turn.request.record is None:  # ours to finish: the channel said nothing more is coming
             turn.record.add("turn", time.perf_counter() - turn_started)
             self.report(turn.record)

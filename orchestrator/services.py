@@ -13,6 +13,8 @@ from memory.user_profile import LocalUserProfile
 from orchestrator.chat import ChatOrchestrator, OnRecord, ToolRunner
 from orchestrator.context import ContextGatherer, ContextTimeouts
 from orchestrator.moderation import ModerationGate, OnFlag
+from orchestrator.pricing import PriceTable
+from orchestrator.turn_record import TurnRecord
 from personas.cards import PersonaCatalog
 from providers.base import ChatModel
 from providers.moderation.base import Moderator
@@ -21,6 +23,7 @@ from storage.audit import DuckDbAuditSink
 from storage.conversations import ConversationStore
 from storage.database import Database
 from storage.erasure import PersonalData
+from storage.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class ChatServices:
     context: ContextGatherer
     orchestrator: ChatOrchestrator
     personal_data: PersonalData  # what a user may see and erase; the host adds the tool servers
+    usage: UsageStore  # each user's daily totals, and their budget
 
     def close(self) -> None:
         """Learn from every saved turn, then checkpoint and close the database."""
@@ -51,8 +55,15 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     """`moderator` defaults to the chain the environment configures (OpenAI's
     endpoint with OPENAI_API_KEY, the offline lists always); its flags are audited
     in this database and passed to `on_moderation_flag` (the host's metrics), as each
-    finished turn's record is passed to `on_record`."""
+    finished turn's record is passed to `on_record`, priced and added to its user's usage first."""
+    prices = PriceTable.load(settings.usage.prices_path)  # a bad file stops the start, naming the field
     db = Database(settings.database_path)
+    usage = UsageStore(db, settings.usage.daily_budget_tokens, settings.usage.daily_budget_usd)
+
+    def account(record: TurnRecord) -> None:
+        usage.add(record.user_id, prices.price(record))
+        if on_record is not None:
+            on_record(record)
     conversations = ConversationStore(db)
     memory, profile, knowledge = LocalChatMemory(db), LocalUserProfile(db), LocalKnowledge(db)
     learner = MemoryLearner(db, personas).start()
@@ -64,6 +75,6 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     moderation = ModerationGate(moderator or build_moderation(settings.moderation, os.environ),
                                 DuckDbAuditSink(db), on_moderation_flag)
     orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget, moderation,
-                                    on_record)
+                                    account)
     return ChatServices(db, conversations, memory, profile, knowledge, learner, context, orchestrator,
-                        PersonalData(db))
+                        PersonalData(db), usage)

@@ -66,6 +66,7 @@ _FACTS = ("provider", "model", "outcome", "detail", "tokens_in", "tokens_out", "
 class TurnRecord:
     channel: str  # voice | phone | text | api
     stages: list[Stage] = field(default_factory=list)
+    user_id: str = ""  # whose turn (their usage totals); set when the turn is done, not stored with the message
 
     def add(self, name: str, seconds: float, log: CallLog | None = None, **facts: Any) -> Stage:
         stage = Stage(name, seconds, **facts)

@@ -32,8 +32,12 @@ def _totals(record: TurnRecord) -> dict[tuple[str, str], list[float]]:
 
 
 class UsageStore:
-    def __init__(self, db: Database):
+    """`budget_tokens` / `budget_usd`: what one user may use a day (0: no limit)."""
+
+    def __init__(self, db: Database, budget_tokens: int = 0, budget_usd: float = 0.0):
         self.db = db
+        self.budget_tokens = budget_tokens
+        self.budget_usd = budget_usd
 
     def add(self, user_id: str, record: TurnRecord, day: date | None = None) -> None:
         totals = _totals(record)
@@ -65,3 +69,14 @@ class UsageStore:
             "SELECT coalesce(sum(input_tokens + output_tokens), 0), coalesce(sum(cost_usd), 0) "
             "FROM usage_daily WHERE user_id = ? AND day = ?", [user_id, today()])[0]
         return int(tokens), float(cost)
+
+    def over_budget(self, user_id: str) -> str | None:
+        """Why this user may not start another turn today, in words; None while within budget."""
+        if not (self.budget_tokens or self.budget_usd):
+            return None
+        tokens, cost = self.spent_today(user_id)
+        if self.budget_tokens and tokens >= self.budget_tokens:
+            return f"You have used today's budget of {self.budget_tokens:,} tokens ({tokens:,} used)."
+        if self.budget_usd and cost >= self.budget_usd:
+            return f"You have used today's budget of ${self.budget_usd:.2f} (${cost:.4f} used)."
+        return None

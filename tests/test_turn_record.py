@@ -20,6 +20,7 @@ from handlers.api.auth import AuthConfig, Authenticator
 from handlers.api.rate_limit import RateLimiter, RateLimits
 from handlers.metrics import observe_turn_record
 from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from orchestrator.pricing import PriceTable
 from orchestrator.services import build_chat_services
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
@@ -159,7 +160,8 @@ def test_the_record_carries_the_vendors_own_token_counts(vendor, tmp_path, make_
         [call] = done.record.all("llm")
         assert (call.tokens_in, call.tokens_out) == vendor_usage(vendor.requests[-1])
         assert (done.record.tokens_in, done.record.tokens_out) == vendor_usage(vendor.requests[-1])
-        assert done.record.cost_usd == 0  # priced later
+        # priced from the shipped table once the turn is done
+        assert done.record.cost_usd == PriceTable.load().price(TurnRecord.from_dict(done.record.as_dict())).cost_usd > 0
         stored = stored_metadata(services, done, "ada")["record"]
         assert (stored["tokens_in"], stored["tokens_out"]) == vendor_usage(vendor.requests[-1])
     finally:

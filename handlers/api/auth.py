@@ -2,6 +2,7 @@
 
     COZY_API_KEYS="key1=alice,key2=bob"   (a key without "=user" acts as user "key-<hash>")
     COZY_JWT_SECRET=...                   (HS256; the user is the `sub` claim; `exp` is honoured)
+    COZY_ADMINS="alice"                   (users who may read others' usage: GET /v1/usage?user=)
 
 With neither set, every caller is the local user, and the server refuses to listen
 anywhere but loopback (see `check_bind_address`), unless it runs in public mode
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 class AuthConfig:
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> user id
     jwt_secret: str | None = None
+    admins: frozenset[str] = frozenset()  # user ids
 
     @property
     def enabled(self) -> bool:
@@ -42,7 +44,8 @@ class AuthConfig:
         for entry in filter(None, (e.strip() for e in os.environ.get("COZY_API_KEYS", "").split(","))):
             key, _, user = entry.partition("=")
             keys[key] = user or f"key-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-        return cls(keys, os.environ.get("COZY_JWT_SECRET") or None)
+        admins = frozenset(filter(None, (a.strip() for a in os.environ.get("COZY_ADMINS", "").split(","))))
+        return cls(keys, os.environ.get("COZY_JWT_SECRET") or None, admins)
 
 
 END_USER_SEPARATOR = "#"

@@ -103,6 +103,12 @@ def _usage(done: TurnDone) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
+def check_budget(usage, user_id: str) -> None:
+    over = usage.over_budget(user_id)
+    if over:  # OpenAI's shape for a spent quota
+        raise ApiError(429, f"{over} It resets at midnight UTC.", "insufficient_quota", code="insufficient_quota")
+
+
 def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRouter:
     router = APIRouter()
     personas = services.orchestrator.personas
@@ -135,6 +141,7 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
                                      user_id: str = Depends(authenticate),
                                      x_session_id: str | None = Header(None, max_length=64)):
         limiter.request(user_id)
+        await asyncio.to_thread(check_budget, services.usage, end_user_id(user_id, body.end_user))
         # DuckDB is not called on the event loop: one slow query would stall every stream.
         turn_request = await asyncio.to_thread(resolve, body, user_id, x_session_id)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
