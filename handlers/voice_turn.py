@@ -167,8 +167,10 @@ class ReplySpeech:
 class VoiceTurnRunner:
     def __init__(self, stt: SpeechToText, tts: TextToSpeech, orchestrator: ChatOrchestrator,
                  output_sample_rate: int, apology_tts: TextToSpeech | None = None,
-                 queue_position: Callable[[str], int | None] | None = None):
+                 queue_position: Callable[[str], int | None] | None = None,
+                 over_budget: Callable[[str], str | None] | None = None):
         self.stt = stt
+        self.over_budget = over_budget  # why a user may not have another reply today (storage/usage.py)
         self.queue_position = queue_position  # the local LLM's queue: how many go before a user
         self.tts = tts
         self.orchestrator = orchestrator
@@ -260,6 +262,14 @@ class VoiceTurnRunner:
             yield conversation.show("listening")
             return
         conversation.transcript.append({"role": "user", "content": text})
+        refusal = self.over_budget(conversation.user_id) if self.over_budget is not None else None
+        if refusal:  # said, in words, instead of a reply the model would be paid for
+            log.info("voice turn refused: daily budget used")
+            self.orchestrator.report(record)
+            conversation.last_turn["error"] = "daily budget used"
+            yield from self.notice(f"{refusal} It resets at midnight UTC.")
+            yield conversation.outputs()
+            return
         yield conversation.show("thinking")
         conversation.barged_in.clear()
         speech = yield from self._reply(text, turn, conversation, timings, record)

@@ -140,7 +140,8 @@ class VoiceWebsocketClient:
 
     async def speak(self, speech: np.ndarray, listen_s: float = 8.0,
                     until_reply_done: bool = True) -> TurnRecording:
-        """Say `speech`, then keep sending silence and listening for up to `listen_s`."""
+        """Say `speech`, then keep sending silence and listening (up to `listen_s`) until the
+        reply has been heard out."""
         # Updates of the turn before may still arrive (it says "listening" once its audio
         # has played): this turn is done when a later turn's record says so.
         before = self._recording.last_turn().get("turn", 0) if self._recording is not None else 0
@@ -153,7 +154,10 @@ class VoiceWebsocketClient:
         while time.perf_counter() < deadline:
             await self._send_pcm(silence)
             turn = self._recording.last_turn()
-            if until_reply_done and turn.get("turn", 0) > before and "turn_s" in turn.get("stages_s", {}):
+            # Done when the server listens again: after the reply has played (a person hears it
+            # out before speaking again; speaking sooner would be talking over it).
+            if until_reply_done and turn.get("turn", 0) > before and "turn_s" in turn.get("stages_s", {}) \
+                    and (turn.get("state") == "listening" or "error" in turn):
                 break
         await self._send_pcm(np.zeros(int(self.input_rate * 0.5), np.int16))  # trailing audio frames
         return self._recording
