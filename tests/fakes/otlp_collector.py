@@ -2,14 +2,13 @@
 protobuf ExportTraceServiceRequest; keeps the spans it was sent."""
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
                                                                       ExportTraceServiceResponse)
+
+from tests.fakes.loopback import LoopbackServer
 
 
 class FakeCollector:
@@ -37,20 +36,9 @@ class FakeCollector:
             return list(self.spans)
 
     def __enter__(self) -> "FakeCollector":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="off", log_level="critical",
-                                                     access_log=False, http="h11"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake collector did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "FakeCollector").start()
+        self.port = self._loopback.port
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._loopback.stop()

@@ -7,14 +7,12 @@ Twilio's error JSON (401 for bad credentials, 400 for a missing field).
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 import uuid
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from tests.fakes.loopback import LoopbackServer
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -48,21 +46,9 @@ class FakeTwilio:
                              "status": "queued", "direction": "outbound-api"}, status_code=201)
 
     def __enter__(self) -> "FakeTwilio":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, lifespan="off", log_level="critical",
-                                                     access_log=False, http="h11"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake Twilio did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "FakeTwilio").start()
+        self.port = self._loopback.port
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._loopback.stop()
