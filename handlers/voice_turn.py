@@ -110,7 +110,7 @@ class ReplySpeech:
         self.first_audio_at: float | None = None
         self.played_by = time.perf_counter()  # when the audio sent so far will have played
         self.message_id: str | None = None
-        self._base_s = conversation.playback.sent_s if conversation.playback is not None else 0.0
+        self._base_s = 0.0  # the phone stream's seconds sent before this reply, taken at its first audio
         self._heard: str | None = None
 
     def sent(self, piece: str, seconds: float) -> None:

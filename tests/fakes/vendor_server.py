@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import threading
 import time
 import wave
@@ -20,11 +19,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tests.fakes import wire
+from tests.fakes.loopback import LoopbackServer
 
 API_KEY = "test-key-123"
 
@@ -77,8 +76,7 @@ class FakeVendorServer:
         self._every_time: Fault | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback: LoopbackServer | None = None
         self.port = 0
         self.app = self._build_app()
 
@@ -116,31 +114,14 @@ class FakeVendorServer:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> "FakeVendorServer":
-        # proto=IPPROTO_TCP matters: asyncio only disables Nagle on sockets that say
-        # so, and with Nagle on, every kept-alive request waits ~40 ms for an ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="critical", access_log=False,
-                                http="h11", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-vendor-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake vendor server did not start")
-            time.sleep(0.01)
+        self._loopback = LoopbackServer(self.app, "fake-vendor").start()
+        self.port = self._loopback.port
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._loopback is not None:
+            self._loopback.stop()
 
     def __enter__(self) -> "FakeVendorServer":
         return self.start()
