@@ -26,23 +26,23 @@ from fastapi import FastAPI  # noqa: E402
 from config import Settings  # noqa: E402
 from handlers.api import install_api  # noqa: E402
 from handlers.api.auth import LOCAL_USER, AuthConfig, Authenticator, check_bind_address  # noqa: E402
-from handlers.ice_servers import rtc_configuration  # noqa: E402
+from handlers.voice.ice_servers import rtc_configuration  # noqa: E402
 from handlers.visitor_limits import VisitorLimiter  # noqa: E402
 from handlers.visitors import BrowserIdentity, VisitorCookieMiddleware, VisitorCookies  # noqa: E402
 from handlers.warming_up import WarmingUp  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
-from handlers.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moderation_flag,  # noqa: E402
+from handlers.api.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moderation_flag,  # noqa: E402
                               observe_queue_wait, observe_turn_record, register_local_queues,
                               register_provider_chains)
-from handlers.request_id import configure_logging  # noqa: E402
-from handlers.voice_stream import build_voice_stream  # noqa: E402
-from handlers.voice_turn import VoiceTurnRunner  # noqa: E402
-from handlers.voice_identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
-from handlers.voice_slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
-from handlers.websocket_guard import build_guard_routes  # noqa: E402
-from handlers.telephone import PhoneLine, build_telephone_routes  # noqa: E402
-from handlers.fastphone import start_fastphone  # noqa: E402
+from handlers.api.request_id import configure_logging  # noqa: E402
+from handlers.voice.stream import build_voice_stream  # noqa: E402
+from handlers.voice.turn import VoiceTurnRunner  # noqa: E402
+from handlers.voice.identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
+from handlers.voice.slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
+from handlers.voice.websocket_guard import build_guard_routes  # noqa: E402
+from handlers.phone.telephone import PhoneLine, build_telephone_routes  # noqa: E402
+from handlers.phone.fastphone import start_fastphone  # noqa: E402
 from handlers.tracing import TurnTracer  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
@@ -183,7 +183,7 @@ def main() -> None:
     if settings.public:
         log.info("public mode: every visitor is an identity of their own; the API needs keys")
     starting = WarmingUp(lambda progress: build_app(settings, progress))
-    # Our own access log (handlers/request_id.py) covers the routes; uvicorn's would also
+    # Our own access log (handlers/api/request_id.py) covers the routes; uvicorn's would also
     # print the knowledge server's secret path.
     # Open browsers keep event streams open: on shutdown give them 5 s, then close them and
     # finish our own work (tool servers, memory updates, checkpoint).

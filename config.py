@@ -169,7 +169,7 @@ class ModerationSettings:
 
 @dataclass(frozen=True)
 class PhoneSettings:
-    """Phone calls: your own Twilio number (handlers/telephone.py), or FastRTC's fastphone."""
+    """Phone calls: your own Twilio number (handlers/phone/telephone.py), or FastRTC's fastphone."""
 
     mode: str = ""  # "fastphone": also serve the Stream through FastRTC's shared phone number
     public_url: str | None = None  # https://host as Twilio reaches us (signatures, stream URL)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from config import Settings  # noqa: E402
 from providers.pcm import resample  # noqa: E402
-from handlers.reply_on_pause import PREROLL_S  # noqa: E402
-from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent  # noqa: E402
+from handlers.voice.reply_on_pause import PREROLL_S  # noqa: E402
+from handlers.voice.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent  # noqa: E402
 from providers import model_files  # noqa: E402
 from providers.base import AudioClip  # noqa: E402
 from providers.offline.stt import WhisperSTT  # noqa: E402

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from handlers.visitors import COOKIE_NAME, BrowserIdentity, VisitorCookieMiddleware, VisitorCookies  # noqa: E402
-from handlers.voice_identity import VoiceTokens  # noqa: E402
+from handlers.voice.identity import VoiceTokens  # noqa: E402
 
 PAGE = "<!doctype html><title>x</title>" + "x" * 2000
 

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from handlers.metrics import observe_turn_record  # noqa: E402
+from handlers.api.metrics import observe_turn_record  # noqa: E402
 from orchestrator.turn_record import TurnRecord  # noqa: E402
 from providers.call_log import CallLog, FailedAttempt  # noqa: E402
 

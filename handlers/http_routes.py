@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from handlers.api.auth import end_user_id
 from handlers.visitor_limits import LimitReached
 from handlers.visitors import BrowserIdentity
-from handlers.voice_identity import TokenRejected, VoiceIdentities
-from handlers.voice_slots import VoiceSlots
+from handlers.voice.identity import TokenRejected, VoiceIdentities
+from handlers.voice.slots import VoiceSlots
 from personas.cards import PersonaCatalog, PersonaError
 
 

@@ -5,7 +5,7 @@ listener hears something while the model is still writing; later pieces are
 whole sentences. Pieces keep the text exactly (markdown, the spaces after a
 sentence), so joined they are what was pushed: the moderation gate checks them
 before an API client sees them, and the voice cleans them for speech
-(handlers/sentences.py).
+(handlers/voice/sentences.py).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from fastrtc import Stream, WebRTC
 
 from handlers.visitor_limits import LimitReached, VisitorLimiter
 from handlers.visitors import BrowserIdentity
-from handlers.voice_identity import TokenRejected, VoiceIdentities
+from handlers.voice.identity import TokenRejected, VoiceIdentities
 from memory.knowledge import KnowledgeError
 from orchestrator.services import ChatServices
 from orchestrator.turns import TurnRequest

@@ -22,7 +22,7 @@ import yaml
 from fastapi import FastAPI
 
 from config import ModerationSettings, Settings
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.moderation import CONTENT_FILTER, SELF_HARM_SUPPORT, WITHHELD
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
@@ -383,7 +383,7 @@ def test_an_api_client_gets_finish_reason_content_filter_streamed_or_not(tmp_pat
 
 
 def test_the_moderation_counter_counts_each_flag_by_category(tmp_path, personas):
-    from handlers.metrics import REGISTRY, count_moderation_flag
+    from handlers.api.metrics import REGISTRY, count_moderation_flag
 
     labels = {"direction": "input", "category": "self-harm/intent", "channel": "voice", "moderator": "offline"}
 

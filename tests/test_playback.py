@@ -1,7 +1,7 @@
 """What a caller heard of a reply: Twilio's echoed marks, and the words within that time."""
 from __future__ import annotations
 
-from handlers.playback import PlaybackClock, SpokenReply
+from handlers.voice.playback import PlaybackClock, SpokenReply
 
 
 def test_heard_is_what_twilio_echoed_and_cleared_audio_is_never_heard():

@@ -20,8 +20,8 @@ import yaml
 from gradio_client import Client
 
 from handlers.visitors import COOKIE_NAME
-from handlers.voice_identity import VoiceTokens
-from handlers.websocket_guard import CLOSE_POLICY
+from handlers.voice.identity import VoiceTokens
+from handlers.voice.websocket_guard import CLOSE_POLICY
 from providers import model_files
 from config import Settings
 from space.build import BuildError, build

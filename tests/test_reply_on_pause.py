@@ -11,9 +11,9 @@ from fastrtc import AdditionalOutputs
 from config import Settings
 
 from providers.pcm import rms_dbfs
-from handlers.reply_on_pause import CozyReplyOnPause
-from handlers.turn_detector import TurnDetectorOptions
-from handlers.voice_turn import APOLOGY, VoiceTurnRunner
+from handlers.voice.reply_on_pause import CozyReplyOnPause
+from handlers.voice.turn_detector import TurnDetectorOptions
+from handlers.voice.turn import APOLOGY, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from tests.clients.voice_ws import espeak_clip

@@ -1,4 +1,4 @@
-from handlers.sentences import SentenceChunker, clean_for_speech
+from handlers.voice.sentences import SentenceChunker, clean_for_speech
 
 
 def chunk(text: str, step: int = 3) -> list[str]:

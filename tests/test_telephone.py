@@ -24,9 +24,9 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from config import PhoneSettings
-from handlers.fastphone import NO_TOKEN
-from handlers.telephone import PhoneLine
-from handlers.websocket_guard import CLOSE_POLICY
+from handlers.phone.fastphone import NO_TOKEN
+from handlers.phone.telephone import PhoneLine
+from handlers.voice.websocket_guard import CLOSE_POLICY
 from tests.clients.voice_ws import PhoneCallClient, espeak_clip
 from tests.conftest import ROOT, start_app, stop_app
 from tests.fakes.twilio_rest import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -137,7 +137,7 @@ def test_fastphone_without_a_token_says_what_is_missing_and_the_app_serves(phone
 
 
 def place_call(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "handlers.outbound_call", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "handlers.phone.outbound_call", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

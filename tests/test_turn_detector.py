@@ -1,5 +1,5 @@
 """End-of-turn detection on VAD probabilities, window by window."""
-from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
+from handlers.voice.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 
 W = 0.032
 

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from handlers.api import install_api
 from handlers.api.auth import AuthConfig, Authenticator
 from handlers.api.rate_limit import RateLimiter, RateLimits
-from handlers.metrics import observe_turn_record
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from handlers.api.metrics import observe_turn_record
+from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.pricing import PriceTable
 from orchestrator.services import build_chat_services
 from orchestrator.turn_record import TurnRecord

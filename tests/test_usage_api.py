@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from handlers.api import install_api
 from handlers.api.auth import AuthConfig, Authenticator
 from handlers.api.rate_limit import RateLimiter, RateLimits
-from handlers.metrics import REGISTRY, observe_turn_record
+from handlers.api.metrics import REGISTRY, observe_turn_record
 from orchestrator.pricing import PriceTable
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog

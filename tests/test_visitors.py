@@ -12,7 +12,7 @@ from handlers.api.auth import AuthConfig, Authenticator, check_bind_address
 from handlers.api.errors import ApiError
 from handlers.visitor_limits import LimitReached, VisitorLimiter
 from handlers.visitors import VisitorCookies
-from handlers.voice_identity import VoiceIdentities, VoiceTokens
+from handlers.voice.identity import VoiceIdentities, VoiceTokens
 from tests.conftest import ROOT
 
 
@@ -106,7 +106,7 @@ def test_a_public_server_without_a_secret_and_an_unwritable_data_dir_says_why(tm
 
 def test_webrtc_gets_our_turn_server_or_hugging_faces_or_none():
     from config import TurnServerSettings
-    from handlers.ice_servers import rtc_configuration
+    from handlers.voice.ice_servers import rtc_configuration
 
     ours = rtc_configuration(TurnServerSettings(("turn:turn.example.org:3478", "turns:turn.example.org:5349"),
                                                 "cozy", "s3cret"))

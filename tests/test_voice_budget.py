@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from config import Settings, UsageSettings
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from orchestrator.turn_record import TurnRecord
 from personas.cards import PersonaCatalog

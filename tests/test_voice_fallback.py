@@ -12,7 +12,7 @@ import pytest
 
 from config import Settings
 from providers.pcm import rms_dbfs
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner
+from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.base import AudioClip

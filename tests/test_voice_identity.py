@@ -11,8 +11,8 @@ import httpx
 import pytest
 import websockets
 
-from handlers.voice_identity import VoiceTokens
-from handlers.websocket_guard import CLOSE_POLICY
+from handlers.voice.identity import VoiceTokens
+from handlers.voice.websocket_guard import CLOSE_POLICY
 from tests.clients.voice_ws import VoiceWebsocketClient, espeak_clip
 from tests.conftest import start_app, stop_app
 from tests.test_voice_websocket_guard import closed_with, url

@@ -6,7 +6,7 @@ import threading
 import time
 
 from config import Settings
-from handlers.voice_turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
+from handlers.voice.turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.chains import build_chains

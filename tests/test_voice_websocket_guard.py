@@ -19,9 +19,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from handlers.websocket_guard import (CLOSE_BUSY, CLOSE_INVALID, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED,
+from handlers.voice.websocket_guard import (CLOSE_BUSY, CLOSE_INVALID, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED,
                                       MAX_FRAME_BYTES, GuardedWebSocket, _Refused)
-from handlers.voice_slots import VoiceSlots
+from handlers.voice.slots import VoiceSlots
 from tests.clients.voice_ws import answer_call
 from tests.conftest import start_app, stop_app
 

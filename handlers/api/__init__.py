@@ -12,8 +12,8 @@ from handlers.api.errors import CATCH_ALL_PATH, UnknownV1Route, install_error_ha
 from handlers.api.openapi import install_openapi
 from handlers.api.rate_limit import RateLimiter
 from handlers.api.usage_routes import build_usage_router
-from handlers.metrics import metrics_endpoint
-from handlers.request_id import RequestIdMiddleware
+from handlers.api.metrics import metrics_endpoint
+from handlers.api.request_id import RequestIdMiddleware
 from orchestrator.services import ChatServices
 from providers.base import SpeechToText, TextToSpeech
 

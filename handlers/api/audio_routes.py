@@ -16,7 +16,7 @@ from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, SpeechR
                                   VerboseTranscription)
 from handlers.api.turn_bridge import iterate_in_thread
 from providers.pcm import SPEECH_RATE, resample
-from handlers.sentences import SentenceChunker
+from handlers.voice.sentences import SentenceChunker
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as

@@ -33,10 +33,10 @@ from fastrtc import AlgoOptions, ReplyOnPause
 from fastrtc.utils import create_message, current_context, split_output
 
 from providers.pcm import SPEECH_RATE, resample, to_mono_int16
-from handlers.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
+from handlers.voice.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 from handlers.visitor_limits import LimitReached
-from handlers.voice_identity import VoiceIdentities
-from handlers.voice_turn import Conversation, SpokenTurn, VoiceTurnRunner, transcribe_logged
+from handlers.voice.identity import VoiceIdentities
+from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner, transcribe_logged
 from providers.base import AudioClip
 from providers.offline.vad import SileroVad
 
@@ -236,7 +236,7 @@ class CozyReplyOnPause(ReplyOnPause):
 
     def _as_phone_caller(self) -> None:
         """A caller is not the local user: the identity their webhook token named
-        (handlers/telephone.py), and the phone channel's tool policy (no network
+        (handlers/phone/telephone.py), and the phone channel's tool policy (no network
         tools; dangerous ones need a spoken yes)."""
         if self.conversation.channel != "phone":
             context = current_context.get(None)

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 
-from handlers.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from handlers.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

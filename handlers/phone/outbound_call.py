@@ -1,6 +1,6 @@
 """Place a phone call from your Twilio number to someone, connected to a persona.
 
-    python -m handlers.outbound_call +15551234567 --persona concise
+    python -m handlers.phone.outbound_call +15551234567 --persona concise
 
 Twilio's REST API places the call; when it is answered, Twilio fetches the call's TwiML
 from our own webhook (`COZY_PUBLIC_URL/voice/telephone/incoming?persona=…`), which hands
@@ -50,7 +50,7 @@ def place_call(settings: PhoneSettings, to: str, persona: str | None = None, tim
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handlers.outbound_call", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m handlers.phone.outbound_call", description=__doc__.split("\n")[0])
     parser.add_argument("to", help="the number to call, E.164 (+15551234567)")
     parser.add_argument("--persona", help="the persona who speaks (default: the number's or the default persona)")
     args = parser.parse_args(argv)

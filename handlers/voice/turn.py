@@ -20,8 +20,8 @@ import numpy as np
 from fastrtc import AdditionalOutputs
 
 from providers.pcm import resample
-from handlers.playback import PlaybackClock, SpokenReply
-from handlers.sentences import SentenceChunker
+from handlers.voice.playback import PlaybackClock, SpokenReply
+from handlers.voice.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
@@ -98,7 +98,7 @@ class Conversation:
 class ReplySpeech:
     """One reply's audio as it goes out, and what of it the caller heard when they cut in.
 
-    Heard: on the phone, what Twilio's echoed marks say has played (handlers/playback.py);
+    Heard: on the phone, what Twilio's echoed marks say has played (handlers/voice/playback.py);
     elsewhere, the time from the reply's first audio to the caller's first word. A reply
     saved whole before the cut is trimmed in storage; one still being written is saved
     as heard (TurnRequest.heard_reply)."""

@@ -6,10 +6,10 @@ from typing import Any
 from fastrtc import Stream
 
 from config import VoiceSettings
-from handlers.reply_on_pause import CozyReplyOnPause
-from handlers.turn_detector import TurnDetectorOptions
-from handlers.voice_identity import VoiceIdentities
-from handlers.voice_turn import VoiceTurnRunner
+from handlers.voice.reply_on_pause import CozyReplyOnPause
+from handlers.voice.turn_detector import TurnDetectorOptions
+from handlers.voice.identity import VoiceIdentities
+from handlers.voice.turn import VoiceTurnRunner
 from providers.offline.vad import SileroVad
 
 

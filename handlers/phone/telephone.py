@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from config import PhoneSettings
-from handlers.voice_identity import TokenRejected
+from handlers.voice.identity import TokenRejected
 
 log = logging.getLogger(__name__)
 

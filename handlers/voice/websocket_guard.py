@@ -22,11 +22,11 @@ from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
-from handlers.playback import PlaybackClock
-from handlers.telephone import TOKEN_PARAMETER, PhoneLine
+from handlers.voice.playback import PlaybackClock
+from handlers.phone.telephone import TOKEN_PARAMETER, PhoneLine
 from handlers.visitor_limits import LimitReached
-from handlers.voice_identity import TokenRejected, VoiceIdentities
-from handlers.voice_slots import VoiceSlots
+from handlers.voice.identity import TokenRejected, VoiceIdentities
+from handlers.voice.slots import VoiceSlots
 
 log = logging.getLogger(__name__)
 

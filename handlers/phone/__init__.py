@@ -1,0 +1,1 @@
+"""Phone channels: Twilio media streams, fastphone and outbound calls."""

@@ -1,0 +1,1 @@
+"""Voice channels: the FastRTC Stream, its turn-taking and the websocket route."""
