@@ -89,8 +89,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     services.personal_data.tool_servers = gateway  # "forget me" reaches the notes server's file too
     # The apology is made once, by the local voice: it must play when the chain is what broke.
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
-                             apology_tts=models.tts, queue_position=queues["llm"].position,
-                             over_budget=services.usage.over_budget)
+                             apology_tts=models.tts, queue_position=queues["llm"].position)
     progress("warming up the voice")
     runner.warmup()
     authenticator = Authenticator(AuthConfig.from_env(), public=settings.public)

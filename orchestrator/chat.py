@@ -26,6 +26,7 @@ from orchestrator.moderation import CONTENT_FILTER, WITHHELD, ModerationGate, re
 from orchestrator.tool_selection import relevant_tools
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import (
+    OverBudget,
     TurnDelta,
     TurnDone,
     TurnMetrics,
@@ -37,7 +38,7 @@ from personas.cards import Persona, PersonaCatalog
 from providers.base import CancelFlag, ChatModel, ChatOptions, ToolCall
 from providers.call_log import CallLog, stream_logged
 from providers.moderation.base import Verdict
-from storage.conversations import ConversationStore
+from storage.conversations import ConversationStore, SessionNotFound
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,16 @@ OUT_OF_ROUNDS_REPLY = "Sorry, I couldn't finish that with my tools. Could you as
 OnRecord = Callable[[TurnRecord], None]
 
 
+class Budget(Protocol):
+    def over_budget(self, user_id: str) -> str | None:
+        """Why this user may not have another turn today, in words; None within budget."""
+        ...
+
+
+class Pricing(Protocol):
+    def price(self, record: TurnRecord) -> TurnRecord: ...
+
+
 class ToolRunner(Protocol):
     def schemas_for(self, persona: Persona, channel: str) -> list[dict[str, Any]]: ...
 
@@ -101,7 +112,8 @@ class ChatOrchestrator:
     def __init__(self, personas: PersonaCatalog, model: ChatModel, conversations: ConversationStore,
                  context: ContextGatherer, learner: MemoryLearner | None = None,
                  tools: ToolRunner | None = None, context_budget_tokens: int = 3000,
-                 moderation: ModerationGate | None = None, on_record: OnRecord | None = None):
+                 moderation: ModerationGate | None = None, on_record: OnRecord | None = None,
+                 budget: Budget | None = None, prices: Pricing | None = None):
         self.personas = personas
         self.model = model
         self.conversations = conversations
@@ -111,6 +123,8 @@ class ChatOrchestrator:
         self.context_budget_tokens = context_budget_tokens
         self.moderation = moderation or ModerationGate()
         self.on_record = on_record  # each finished turn's record (the host's metrics)
+        self.budget = budget  # every channel's turns are checked here, in prepare
+        self.prices = prices  # a record is priced before it is stored or reported
 
     def warm(self, persona_id: str | None, channel: str = "voice", model: Any = None,
              with_tools: bool = False) -> None:
@@ -130,9 +144,33 @@ class ChatOrchestrator:
     def prepare(self, request: TurnRequest) -> PreparedTurn:
         if request.confirmed is None:
             request.confirmed = is_affirmative(request.text)
+        refusal = self.budget_refusal(request.user_id)
+        if refusal:
+            raise OverBudget(refusal)
         persona = self.personas.get(request.persona_id)
-        session_id = self.conversations.open_session(request.user_id, request.session_id, persona.id)
+        session_id = self.resolve_session(request, persona.id)
         return PreparedTurn(request, session_id, persona, self.model, request.record or TurnRecord(request.channel))
+
+    def budget_refusal(self, user_id: str) -> str | None:
+        """Why this user gets no reply today (their daily budget is used), or None. A voice
+        channel asks before transcribing, so a spent budget pays for no speech recognition."""
+        return self.budget.over_budget(user_id) if self.budget is not None else None
+
+    def resolve_session(self, request: TurnRequest, persona_id: str) -> str:
+        """The one place a turn's session is found or made; the request keeps the answer, so
+        a channel that needs the id early (the API's response header) asks here first."""
+        if request.session_id is not None:
+            try:
+                return self.conversations.open_session(request.user_id, request.session_id, persona_id)
+            except SessionNotFound:
+                if not request.restart_missing_session:
+                    raise
+                log.info("session %s was deleted meanwhile; starting a new one", request.session_id)
+        if request.session_key is not None:
+            request.session_id = self.conversations.session_for_key(request.user_id, persona_id, request.session_key)
+        else:
+            request.session_id = self.conversations.create_session(request.user_id, persona_id)
+        return request.session_id
 
     # 2. context: engines in parallel, then the budgeted prompt
     def gather_context(self, turn: PreparedTurn) -> tuple[ContextBundle, GatheredContext]:
@@ -236,7 +274,7 @@ class ChatOrchestrator:
     def persist(self, turn: PreparedTurn, reply: str, metrics: TurnMetrics, finish_reason: str,
                 user_text: str | None = None) -> str | None:
         """Returns the stored reply's id (None when there was no reply to keep)."""
-        metadata = {**metrics.as_dict(), **_record_metadata(turn.record, turn.model.name),
+        metadata = {**metrics.as_dict(), **self._record_metadata(turn.record, turn.model.name),
                     "persona_id": turn.persona.id, "channel": turn.request.channel, "finish_reason": finish_reason}
         message_id = self.conversations.save_turn(turn.session_id, turn.request.user_id, turn.persona.id,
                                                   turn.request.text if user_text is None else user_text, reply,
@@ -245,17 +283,28 @@ class ChatOrchestrator:
             self.learner.notify()
         return message_id
 
+    def _record_metadata(self, record: TurnRecord, chain_name: str) -> dict[str, Any]:
+        """What a stored reply keeps of its turn's record, priced so far (the page reads
+        model and first_token_s)."""
+        if self.prices is not None:
+            self.prices.price(record)
+        first = record.first_token_s
+        return {"model": record.llm_model or chain_name,
+                "first_token_s": None if first is None else round(first, 4), "record": record.as_dict()}
+
     def finish_record(self, done: TurnDone) -> None:
         """A channel that handed its record in calls this once the turn is over (the reply
         spoken): the stored reply gets the whole record, and the metrics see it."""
         if done.message_id is not None:
-            self.conversations.update_metadata(done.message_id, _record_metadata(done.record, done.model))
+            self.conversations.update_metadata(done.message_id, self._record_metadata(done.record, done.model))
         self.report(done.record)
 
     def report(self, record: TurnRecord) -> None:
-        """Hand a finished record to the host's metrics."""
+        """Hand a finished record to the host's metrics (and its user's usage), priced."""
         if self.on_record is None:
             return
+        if self.prices is not None:
+            self.prices.price(record)
         try:  # a metric never breaks the turn it describes
             self.on_record(record)
         except Exception:
@@ -341,10 +390,3 @@ class ChatOrchestrator:
         message_id = self.persist(turn, reply, metrics, CONTENT_FILTER,
                                   user_text=WITHHELD if turn.request.text else "")
         yield self._done(turn, reply, CONTENT_FILTER, metrics, message_id, turn_started)
-
-
-def _record_metadata(record: TurnRecord, chain_name: str) -> dict[str, Any]:
-    """What a stored reply keeps of its turn's record (the page reads model and first_token_s)."""
-    first = record.first_token_s
-    return {"model": record.llm_model or chain_name, "first_token_s": None if first is None else round(first, 4),
-            "record": record.as_dict()}

@@ -61,7 +61,7 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     usage = UsageStore(db, settings.usage.daily_budget_tokens, settings.usage.daily_budget_usd)
 
     def account(record: TurnRecord) -> None:
-        usage.add(record.user_id, prices.price(record))
+        usage.add(record.user_id, record)  # priced by the orchestrator before it reports
         if on_record is not None:
             on_record(record)
     conversations = ConversationStore(db)
@@ -71,10 +71,10 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     context = context or ContextGatherer(memory, profile, knowledge,
                                          ContextTimeouts(c.knowledge_timeout_s, c.profile_timeout_s,
                                                          c.memory_timeout_s))
-    budget = context_budget_tokens or int(settings.models.llm_context_tokens * 0.75)
+    context_tokens = context_budget_tokens or int(settings.models.llm_context_tokens * 0.75)
     moderation = ModerationGate(moderator or build_moderation(settings.moderation, os.environ),
                                 DuckDbAuditSink(db), on_moderation_flag)
-    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, budget, moderation,
-                                    account)
+    orchestrator = ChatOrchestrator(personas, model, conversations, context, learner, tools, context_tokens, moderation,
+                                    account, budget=usage, prices=prices)
     return ChatServices(db, conversations, memory, profile, knowledge, learner, context, orchestrator,
                         PersonalData(db), usage)

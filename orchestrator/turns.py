@@ -15,6 +15,11 @@ class TurnRequest:
     text: str  # the user's new words; "" when an API client returns tool results
     user_id: str = "local"
     session_id: str | None = None
+    # An API client's own name for a conversation (its end user): the same key resumes it.
+    session_key: str | None = None
+    # A session deleted meanwhile (the user erased it in another tab): voice starts a new
+    # one rather than fall silent; the API says 404, since its client named it.
+    restart_missing_session: bool = False
     persona_id: str | None = None
     channel: str = "text"  # voice | phone | text | api
     # An API client that keeps its own history sends it here; it then replaces the
@@ -34,6 +39,13 @@ class TurnRequest:
     # A spoken reply the listener talked over: what they heard of it, once known (None: all
     # of it). The orchestrator keeps that much, not what the model went on to write.
     heard_reply: Callable[[], str | None] | None = None
+
+
+class OverBudget(Exception):
+    """The user has used their daily budget: said to them instead of a reply (the API's 429)."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason} It resets at midnight UTC.")
 
 
 @dataclass

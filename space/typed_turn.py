@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
+from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from providers.errors import ModelBusy
 from space.transcript import badge, reply_message, tool_chip, user_message
 from storage.conversations import SessionNotFound
@@ -104,6 +104,9 @@ def run_typed_turn(orchestrator: Any, request: TurnRequest, chat: list[dict[str,
     except SessionNotFound:
         chat[reply_at] = reply_message(persona_name, "That conversation was deleted; start a new one.")
         yield TypedTurnUpdate(chat, None, failed=True, done=True)
+    except OverBudget as exc:  # the same words a caller hears; Retry would not help today
+        chat[reply_at] = reply_message(persona_name, f"⏳ {exc}")
+        yield TypedTurnUpdate(chat, session_id, done=True)
     except ModelBusy:
         chat[reply_at] = reply_message(persona_name, "⏳ I'm busy with other people right now. "
                                                      "Press Retry in a few seconds.")

@@ -73,6 +73,27 @@ def test_sessions_belong_to_their_user(tmp_path, fast_llm):
         services.close()
 
 
+def test_a_voice_turn_in_a_session_deleted_meanwhile_starts_a_new_one_and_a_stranger_cannot(tmp_path, fast_llm):
+    services = make_services(tmp_path, fast_llm)
+    try:
+        mine = say(services, "Hello there.", user="ada")
+        services.conversations.delete_session("ada", mine.session_id)
+        spoken = TurnRequest(text="Are you still there?", user_id="ada", session_id=mine.session_id,
+                             persona_id="concise", channel="voice", restart_missing_session=True)
+        done = [item for item in services.orchestrator.run(spoken) if isinstance(item, TurnDone)][0]
+        assert done.session_id != mine.session_id and done.reply
+        [(session, )] = [(s["id"],) for s in services.conversations.sessions("ada")]
+        assert session == done.session_id
+        # Restarting is a new session of one's own: another user's live session is never joined.
+        intruder = TurnRequest(text="Let me in.", user_id="mallory", session_id=done.session_id,
+                               persona_id="concise", channel="voice", restart_missing_session=True)
+        theirs = [item for item in services.orchestrator.run(intruder) if isinstance(item, TurnDone)][0]
+        assert theirs.session_id != done.session_id
+        assert [m["content"] for m in services.conversations.messages("ada", done.session_id)][0] == spoken.text
+    finally:
+        services.close()
+
+
 def test_messages_and_turn_metadata_are_saved_before_the_turn_is_done(tmp_path, fast_llm):
     services = make_services(tmp_path, fast_llm)
     try:

@@ -2,6 +2,8 @@
 client, against the fake OpenAI vendor (which reports known `usage`)."""
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from starlette.testclient import TestClient
@@ -16,6 +18,8 @@ from orchestrator.pricing import PriceTable
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.moderation.offline import OfflineModerator
+from orchestrator.turns import TurnRequest
+from space.typed_turn import run_typed_turn, start_chat
 from tests.conftest import ROOT
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, openai_llm
 
@@ -59,6 +63,7 @@ def test_usage_totals_are_the_vendors_counts_and_cost_is_the_price_table_applied
     with http:
         replies = [ask(sdk(http, "key-ada"), words) for words in ("Hello there.", "What is tea made of, please?")]
         response = usage_of(http, "key-ada")
+    stored = services.db.read("SELECT metadata FROM messages WHERE user_id = 'ada' AND role = 'assistant'")
     services.close()
     assert response.status_code == 200, response.text
     body = response.json()
@@ -70,6 +75,9 @@ def test_usage_totals_are_the_vendors_counts_and_cost_is_the_price_table_applied
     rates = PriceTable.load(tmp_path / "prices.yaml").rates_for("openai", "gpt-4.1-mini")
     assert row["cost_usd"] == pytest.approx(tokens_in * rates.input_per_1m / 1e6 + tokens_out * rates.output_per_1m / 1e6)
     assert cost_counted() - counted_before == pytest.approx(row["cost_usd"])  # /metrics counts the same
+    # Each reply is stored with its record priced: the same money as the day's total.
+    stored_cost = sum(stage["cost_usd"] or 0 for (metadata,) in stored for stage in json.loads(metadata)["record"]["stages"])
+    assert len(stored) == 2 and stored_cost == pytest.approx(row["cost_usd"]) and stored_cost > 0
 
 
 def test_another_users_usage_is_invisible_and_only_an_admin_may_ask_for_it(vendor, tmp_path):
@@ -95,3 +103,19 @@ def test_a_daily_token_budget_turns_the_next_request_into_a_429(vendor, tmp_path
     services.close()
     error = refused.value.body
     assert error["code"] == "insufficient_quota" and "budget of 1 tokens" in error["message"]
+
+
+def test_over_budget_a_typed_page_turn_is_told_why_and_the_model_is_not_asked(vendor, tmp_path):
+    services, http = api(vendor, tmp_path, daily_budget_tokens=1)
+    with http:
+        ask(sdk(http, "key-ada"), "Hello there.")  # uses up Ada's budget
+    calls_before = vendor.hits("/chat/completions")
+    request = TurnRequest(text="What is tea made of?", user_id="ada", persona_id="concise", channel="text")
+    chat = start_chat([], request.text, "Concise")
+    updates = list(run_typed_turn(services.orchestrator, request, chat, "Concise", "model", lambda _: None))
+    sessions = services.db.read("SELECT count(*) FROM sessions WHERE user_id = 'ada'")[0][0]
+    services.close()
+    shown = updates[-1].chat[-1]["content"]
+    assert "budget of 1 tokens" in shown and "midnight UTC" in shown, shown
+    assert updates[-1].done and vendor.hits("/chat/completions") == calls_before  # no paid call for a refused turn
+    assert sessions == 1  # the refused turn left no empty conversation behind

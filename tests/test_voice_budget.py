@@ -20,8 +20,7 @@ def test_a_caller_over_their_daily_budget_is_told_so_and_others_are_answered(tmp
     model = ScriptedChatModel(text="Here is your answer.")
     services = build_chat_services(settings, PersonaCatalog(PERSONAS, "concise"), model)
     tts = RecordingTTS()
-    runner = VoiceTurnRunner(ScriptedSTT(text="what is the weather"), tts, services.orchestrator, 24_000,
-                             over_budget=services.usage.over_budget)
+    runner = VoiceTurnRunner(ScriptedSTT(text="what is the weather"), tts, services.orchestrator, 24_000)
     try:
         spent = TurnRecord("voice")
         spent.add("llm", 1.0, provider="openai", model="gpt-4.1-mini", tokens_in=80, tokens_out=40)

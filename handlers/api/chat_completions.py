@@ -25,7 +25,7 @@ from handlers.api.schemas import (ERROR_RESPONSES, UNAVAILABLE_RESPONSE, Assista
                                   chat_stream_content)
 from handlers.api.turn_bridge import run_turn
 from orchestrator.services import ChatServices
-from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
+from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolCall
 from personas.cards import Persona, PersonaError
 from providers.errors import ModelBusy, ProviderError, is_context_overflow, is_input_error
 from storage.conversations import SessionNotFound
@@ -103,10 +103,8 @@ def _usage(done: TurnDone) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def check_budget(usage, user_id: str) -> None:
-    over = usage.over_budget(user_id)
-    if over:  # OpenAI's shape for a spent quota
-        raise ApiError(429, f"{over} It resets at midnight UTC.", "insufficient_quota", code="insufficient_quota")
+def over_budget(exc: OverBudget) -> ApiError:
+    return ApiError(429, str(exc), "insufficient_quota", code="insufficient_quota")  # OpenAI's shape
 
 
 def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRouter:
@@ -120,14 +118,13 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
             raise ApiError(404, f"The model '{body.model}' does not exist; GET /v1/models lists the personas.",
                            param="model", code="model_not_found") from None
         user_id = end_user_id(user_id, body.end_user)
-        turn = to_turn_request(body, user_id, persona, None)  # checked before a session is stored
-        try:
-            if session_header:
-                turn.session_id = services.conversations.open_session(user_id, session_header, persona.id)
-            elif body.end_user:  # the end user's own ongoing conversation with this persona
-                turn.session_id = services.conversations.session_for_key(user_id, persona.id, body.end_user)
-            else:  # a stateless client: a session per request, named in the response header
-                turn.session_id = services.conversations.create_session(user_id, persona.id)
+        turn = to_turn_request(body, user_id, persona, session_header)  # checked before a session is stored
+        turn.session_key = body.end_user  # the end user's own ongoing conversation with this persona
+        refusal = services.orchestrator.budget_refusal(user_id)
+        if refusal:  # before a session is made for a request that gets no reply
+            raise over_budget(OverBudget(refusal))
+        try:  # stateless clients get a session per request, named in the response header
+            services.orchestrator.resolve_session(turn, persona.id)
         except SessionNotFound:
             raise ApiError(404, f"No session '{session_header}'.", param="X-Session-Id",
                            code="session_not_found") from None
@@ -141,7 +138,6 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
                                      user_id: str = Depends(authenticate),
                                      x_session_id: str | None = Header(None, max_length=64)):
         limiter.request(user_id)
-        await asyncio.to_thread(check_budget, services.usage, end_user_id(user_id, body.end_user))
         # DuckDB is not called on the event loop: one slow query would stall every stream.
         turn_request = await asyncio.to_thread(resolve, body, user_id, x_session_id)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -150,17 +146,17 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
         events = run_turn(services.orchestrator, turn_request)
         stateless = not x_session_id and not body.end_user
 
-        async def refused(exc: ProviderError) -> ApiError:
+        async def refused(exc: ProviderError | OverBudget) -> ApiError:
             if stateless:  # its session was made for this request alone: nothing is left behind
                 await asyncio.to_thread(services.conversations.discard_if_empty, turn_request.user_id,
                                         turn_request.session_id)
-            return turn_failure(exc)
+            return over_budget(exc) if isinstance(exc, OverBudget) else turn_failure(exc)
 
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             try:
                 first = await anext(events)  # errors before any output become proper HTTP errors
-            except ProviderError as exc:
+            except (ProviderError, OverBudget) as exc:
                 raise await refused(exc) from None
             stream = _sse(first, events, completion_id, created, body.model, include_usage)
             return StreamingResponse(stream, media_type="text/event-stream", headers={
@@ -174,7 +170,7 @@ def build_chat_router(services: ChatServices, authenticate, limiter) -> APIRoute
                     calls.append(MessageToolCall(**_tool_call_json(item)))
                 elif isinstance(item, TurnDone):
                     done = item
-        except ProviderError as exc:
+        except (ProviderError, OverBudget) as exc:
             if text or calls:
                 raise turn_failure(exc) from None
             raise await refused(exc) from None

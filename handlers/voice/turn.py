@@ -6,7 +6,6 @@ a short apology instead of silence, and the connection stays usable.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -24,8 +23,7 @@ from handlers.voice.playback import PlaybackClock, SpokenReply
 from handlers.voice.sentences import SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.turn_record import TurnRecord
-from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolResult
-from storage.conversations import SessionNotFound
+from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
@@ -167,10 +165,8 @@ class ReplySpeech:
 class VoiceTurnRunner:
     def __init__(self, stt: SpeechToText, tts: TextToSpeech, orchestrator: ChatOrchestrator,
                  output_sample_rate: int, apology_tts: TextToSpeech | None = None,
-                 queue_position: Callable[[str], int | None] | None = None,
-                 over_budget: Callable[[str], str | None] | None = None):
+                 queue_position: Callable[[str], int | None] | None = None):
         self.stt = stt
-        self.over_budget = over_budget  # why a user may not have another reply today (storage/usage.py)
         self.queue_position = queue_position  # the local LLM's queue: how many go before a user
         self.tts = tts
         self.orchestrator = orchestrator
@@ -262,7 +258,7 @@ class VoiceTurnRunner:
             yield conversation.show("listening")
             return
         conversation.transcript.append({"role": "user", "content": text})
-        refusal = self.over_budget(conversation.user_id) if self.over_budget is not None else None
+        refusal = self.orchestrator.budget_refusal(conversation.user_id)
         if refusal:  # said, in words, instead of a reply the model would be paid for
             log.info("voice turn refused: daily budget used")
             self.orchestrator.report(record)
@@ -283,7 +279,8 @@ class VoiceTurnRunner:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = TurnRequest(text=text, user_id=conversation.user_id,
                               session_id=conversation.session_id,
-                              persona_id=conversation.persona_id, channel=conversation.channel, record=record)
+                              persona_id=conversation.persona_id, channel=conversation.channel, record=record,
+                              restart_missing_session=True)
         pieces: queue.Queue = queue.Queue()
         cancelled = threading.Event()
         writer = threading.Thread(target=self._write_reply, args=(request, pieces, cancelled),
@@ -367,6 +364,10 @@ class VoiceTurnRunner:
                     yield self.busy()
                     conversation.last_turn["error"] = "busy: try again in a few seconds"
                     break
+                elif kind == "refused":
+                    yield from self.notice(value)
+                    conversation.last_turn["error"] = "daily budget used"
+                    break
                 elif kind == "error":
                     log.error("reply failed: %s", value)
                     yield self.apology()
@@ -398,14 +399,8 @@ class VoiceTurnRunner:
                 pieces.put(("piece", (piece, time.perf_counter())))
 
         try:
-            try:
-                items = self.orchestrator.run(request, cancelled)
-                first_item = next(items)
-            except SessionNotFound:  # the conversation was deleted meanwhile: start a new one
-                request.session_id = None
-                items = self.orchestrator.run(request, cancelled)
-                first_item = next(items)
-            for item in itertools.chain([first_item], items):
+            items = self.orchestrator.run(request, cancelled)
+            for item in items:
                 if isinstance(item, TurnDone) and cancelled.is_set():
                     pieces.put(("done", item))  # saved whole before the cut: ReplySpeech trims it
                     break
@@ -421,6 +416,8 @@ class VoiceTurnRunner:
                     pieces.put(("done", item))
         except ModelBusy as exc:  # load, not a fault: said as such
             pieces.put(("busy", str(exc)))
+        except OverBudget as exc:  # spent while this turn was transcribed: said, not a fault
+            pieces.put(("refused", str(exc)))
         except Exception as exc:  # reported to the speaking side, which apologises
             log.exception("orchestrator failed")
             pieces.put(("error", f"{type(exc).__name__}: {exc}"))
