@@ -53,7 +53,7 @@ from space.offline_assets import OfflinePageMiddleware  # noqa: E402
 from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
 from handlers.knowledge_mcp import KnowledgeEndpoint  # noqa: E402
-from tools.config import ServerSpec, ToolSpec, load_config  # noqa: E402
+from tools.config import ServerSpec, ToolSpec, load_config, with_state  # noqa: E402
 from tools.gateway import ToolGateway  # noqa: E402
 from tools.runner import GatewayToolRunner  # noqa: E402
 from tools.servers.knowledge import build_knowledge_server  # noqa: E402
@@ -92,7 +92,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
                              apology_tts=models.tts, queue_position=queues["llm"].position)
     progress("warming up the voice")
     runner.warmup()
-    authenticator = Authenticator(AuthConfig.from_env(), public=settings.public)
+    authenticator = Authenticator(AuthConfig.from_settings(settings.api), public=settings.public)
     # With API identities or visitors, voice connections carry one too (GET /voice/token).
     secret = load_secret(settings.secret, settings.data_dir) if settings.public or authenticator.config.enabled \
         else None
@@ -122,7 +122,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
             await asyncio.to_thread(tracer.shutdown)
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
-    install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_env()))
+    install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_settings(settings.api)))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
     app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
     # A phone caller is their number, kept as a keyed hash: the key is made once in data_dir.
@@ -130,7 +130,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
                            personas.get(None).id, frozenset(p.id for p in personas.all()))
     app.include_router(build_telephone_routes(phone_line))
     # Before mount: these guarded routes win over FastRTC's own.
-    app.include_router(build_guard_routes(stream, slots, identities, phone_line=phone_line))
+    app.include_router(build_guard_routes(stream, slots, identities, phone_line=phone_line,
+                                          start_timeout_s=settings.api.voice_start_timeout_s))
     stream.mount(app, path="/voice")
     access = PageAccess(browser, identities, limiter, settings.visitor_limits.upload_bytes,
                         login_button=settings.hf_oauth,
@@ -150,12 +151,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
 
 def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str) -> ToolGateway:
     # Tool state lives beside the rest of the data, so one COZY_DATA_DIR moves everything.
-    tools_dir = settings.data_dir / "tools"
-    os.environ.setdefault("COZY_TOOLS_PINS_PATH", str(tools_dir / "pins.json"))
-    os.environ.setdefault("COZY_TOOLS_LOG_DIR", str(tools_dir / "logs"))
-    os.environ.setdefault("COZY_NOTES_DB", str(tools_dir / "notes.duckdb"))
-    os.environ.setdefault("COZY_TOOLS_IDENTITY_KEY_PATH", str(tools_dir / "identity.key"))
-    config = load_config()
+    config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
     # The knowledge server is served by this app, so it answers once the app is up;
     # the gateway's supervisor keeps retrying until then.
     knowledge = ServerSpec(name="knowledge", url=knowledge_url, start_timeout_s=5, share_identity=True,
@@ -176,8 +172,8 @@ def main() -> None:
     settings = Settings.from_env()
     if "--phone" in sys.argv[1:]:  # the same as COZY_PHONE=fastphone
         settings = replace(settings, phone=replace(settings.phone, mode="fastphone"))
-    check_bind_address(settings.host, AuthConfig.from_env(), settings.public)
-    if settings.public or AuthConfig.from_env().enabled:
+    check_bind_address(settings.host, AuthConfig.from_settings(settings.api), settings.public)
+    if settings.public or AuthConfig.from_settings(settings.api).enabled:
         load_secret(settings.secret, settings.data_dir)  # a missing, unwritable key stops us here, clearly
     if settings.public:
         log.info("public mode: every visitor is an identity of their own; the API needs keys")

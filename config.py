@@ -4,9 +4,10 @@ Every knob has a sane offline default, so `python app.py` works with no variable
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -214,6 +215,67 @@ class UsageSettings:
                    daily_budget_tokens=_env_int("COZY_DAILY_BUDGET_TOKENS", cls.daily_budget_tokens))
 
 
+def _env_names(name: str) -> tuple[str, ...]:
+    return tuple(filter(None, (item.strip() for item in os.environ.get(name, "").split(","))))
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Who may call /v1 (handlers/api/auth.py) and how often (handlers/api/rate_limit.py).
+
+    COZY_API_KEYS="key1=alice,key2=bob" (a key without "=user" acts as user "key-<hash>"),
+    COZY_JWT_SECRET (HS256; the user is the `sub` claim), COZY_ADMINS="alice" (may read
+    others' usage)."""
+
+    api_keys: dict[str, str] = field(default_factory=dict, repr=False)  # key -> user id
+    jwt_secret: str | None = field(default=None, repr=False)
+    admins: frozenset[str] = frozenset()
+    requests_per_minute: float = 120
+    audio_seconds_per_minute: float = 600
+    voice_start_timeout_s: float = 10.0  # a voice websocket that sends no 'start' this soon is closed
+
+    @classmethod
+    def from_env(cls) -> "ApiSettings":
+        keys: dict[str, str] = {}
+        for entry in _env_names("COZY_API_KEYS"):
+            key, _, user = entry.partition("=")
+            keys[key] = user or f"key-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+        return cls(api_keys=keys, jwt_secret=os.environ.get("COZY_JWT_SECRET") or None,
+                   admins=frozenset(_env_names("COZY_ADMINS")),
+                   requests_per_minute=_env_float("COZY_RATE_LIMIT_RPM", cls.requests_per_minute),
+                   audio_seconds_per_minute=_env_float("COZY_RATE_LIMIT_AUDIO_SECONDS", cls.audio_seconds_per_minute),
+                   voice_start_timeout_s=_env_float("COZY_VOICE_START_TIMEOUT_S", cls.voice_start_timeout_s))
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """Where the tool gateway reads its servers (tools/servers.yaml) and keeps its state.
+    State defaults to <data dir>/tools, so one COZY_DATA_DIR moves everything."""
+
+    config_path: Path = PROJECT_ROOT / "tools" / "servers.yaml"
+    state_dir: Path | None = None  # None: <data dir>/tools
+    pins_path: Path | None = None  # None: <state dir>/pins.json
+    log_dir: Path | None = None  # None: <state dir>/logs
+    identity_key_path: Path | None = None  # None: <state dir>/identity.key
+    audit_path: Path | None = None  # the gateway run on its own audits here (the app audits to its database)
+
+    def under(self, data_dir: Path) -> "ToolSettings":
+        """Every path filled in, relative to this data dir where not set."""
+        state = self.state_dir or data_dir / "tools"
+        return replace(self, state_dir=state, pins_path=self.pins_path or state / "pins.json",
+                       log_dir=self.log_dir or state / "logs",
+                       identity_key_path=self.identity_key_path or state / "identity.key",
+                       audit_path=self.audit_path or state / "audit.jsonl")
+
+    @classmethod
+    def from_env(cls) -> "ToolSettings":
+        def path(name: str) -> Path | None:
+            return _env_path(name, Path()) if os.environ.get(name) else None
+        return cls(config_path=_env_path("COZY_TOOLS_CONFIG", cls.config_path), state_dir=path("COZY_TOOLS_STATE_DIR"),
+                   pins_path=path("COZY_TOOLS_PINS_PATH"), log_dir=path("COZY_TOOLS_LOG_DIR"),
+                   identity_key_path=path("COZY_TOOLS_IDENTITY_KEY_PATH"), audit_path=path("COZY_TOOLS_AUDIT"))
+
+
 def _truthy(raw: str | None) -> bool:
     return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -240,6 +302,8 @@ class Settings:
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
     phone: PhoneSettings = field(default_factory=PhoneSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    tools: ToolSettings = field(default_factory=ToolSettings)
 
     @property
     def models_dir(self) -> Path:
@@ -274,4 +338,6 @@ class Settings:
             moderation=ModerationSettings.from_env(),
             phone=PhoneSettings.from_env(),
             usage=UsageSettings.from_env(),
+            api=ApiSettings.from_env(),
+            tools=ToolSettings.from_env(),
         )

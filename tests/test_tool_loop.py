@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
+from config import Settings, ToolSettings
 from orchestrator.chat import MAX_TOOL_ROUNDS, OUT_OF_ROUNDS_REPLY
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
@@ -16,7 +16,7 @@ from storage.audit import DuckDbAuditSink
 from tests.fakes import wire
 from tests.fakes.fixtures import _fake_vendors, vendor, vendors  # noqa: F401 - fixtures
 from tests.fakes.providers import openai_llm
-from tools.config import load_config
+from tools.config import load_config, with_state
 from tools.gateway import ToolGateway
 from tools.runner import GatewayToolRunner
 
@@ -24,14 +24,11 @@ PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
 @pytest.fixture
-def engine(tmp_path, vendor, monkeypatch):
-    monkeypatch.setenv("COZY_TOOLS_PINS_PATH", str(tmp_path / "pins.json"))
-    monkeypatch.setenv("COZY_TOOLS_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setenv("COZY_NOTES_DB", str(tmp_path / "notes.duckdb"))
+def engine(tmp_path, vendor):
     services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"),
                                    openai_llm(vendor))
     audit = DuckDbAuditSink(services.db)
-    gateway = ToolGateway(load_config(), audit=audit)
+    gateway = ToolGateway(with_state(load_config(), ToolSettings(), tmp_path), audit=audit)
     gateway.start()
     services.orchestrator.tools = GatewayToolRunner(gateway)
     yield services, audit

@@ -10,7 +10,6 @@ fetch_url is left out: it needs the internet, which this machine does not have.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -18,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from config import Settings
+from config import Settings, ToolSettings
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
 from personas.cards import PersonaCatalog
 from providers.base import ChatModel
 from storage.audit import DuckDbAuditSink
-from tools.config import ServerSpec, ToolSpec, load_config
+from tools.config import ServerSpec, ToolSpec, load_config, with_state
 from tools.gateway import ToolGateway, ToolResult
 from tools.runner import GatewayToolRunner
 
@@ -152,17 +151,13 @@ class ToolRig:
 
     def __init__(self, model: ChatModel, folder: Path, channel: str = "voice"):
         folder.mkdir(parents=True, exist_ok=True)
-        tool_state = {"COZY_TOOLS_PINS_PATH": folder / "pins.json", "COZY_TOOLS_LOG_DIR": folder / "logs",
-                      "COZY_NOTES_DB": folder / "notes.duckdb"}
-        self._saved_env = {name: os.environ.get(name) for name in tool_state}  # put back on close
-        os.environ.update({name: str(value) for name, value in tool_state.items()})
         self.channel = channel
         self.personas = PersonaCatalog(PERSONAS_DIR, "companion")
         self.services = build_chat_services(Settings(data_dir=folder), self.personas, model)
         for title, text in DOCUMENTS.items():
             self.services.knowledge.add_document(None, title, text)
         self.knowledge = _KnowledgeServer(self.services.knowledge.search)
-        config = load_config()
+        config = with_state(load_config(), ToolSettings(), folder)
         self.gateway = ToolGateway(replace(config, servers=(*config.servers, self.knowledge.spec())),
                                    audit=DuckDbAuditSink(self.services.db))
         self.gateway.start(wait_s=20)
@@ -192,11 +187,6 @@ class ToolRig:
         self.gateway.stop()
         self.knowledge.stop()
         self.services.close()
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
     def __enter__(self) -> ToolRig:
         return self

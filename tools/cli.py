@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from pathlib import Path
 
+from config import Settings
 from personas.cards import PersonaCatalog
 from tools.audit import MemoryAuditSink
-from tools.config import CHANNELS, PROJECT_ROOT, ToolsConfigError, load_config
+from tools.config import CHANNELS, ToolsConfigError, load_config, with_state
 from tools.gateway import ToolGateway
 from tools.pins import PinError, PinStore
 from tools.policy import side_effect_decision
 
 
 def _personas() -> PersonaCatalog:
-    folder = Path(os.environ.get("COZY_PERSONAS_DIR") or PROJECT_ROOT / "personas")
-    return PersonaCatalog(folder, os.environ.get("COZY_DEFAULT_PERSONA", "companion"))
+    settings = Settings.from_env()
+    return PersonaCatalog(settings.personas_dir, settings.default_persona)
 
 
 def render_listing(gateway: ToolGateway, personas: PersonaCatalog) -> str:
@@ -65,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     approve.add_argument("tool")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    settings = Settings.from_env()
     try:
-        config = load_config()
+        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
     except ToolsConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

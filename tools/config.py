@@ -5,13 +5,14 @@ instead of a stack trace. `COZY_TOOLS_CONFIG` points at another file.
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from config import ToolSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "servers.yaml"
@@ -106,6 +107,12 @@ class ToolsConfig:
     allow_private_hosts: tuple[str, ...] = ()  # "host:port" a network tool may reach on a private address
     confirmation_ttl_s: float = 300.0
     identity_key_path: Path = PROJECT_ROOT / "data" / "tools" / "identity.key"  # keys the pseudonyms
+    state_dir: Path = PROJECT_ROOT / "data" / "tools"  # "{state_dir}" in a server's env
+
+    def server_env(self, spec: ServerSpec) -> ServerSpec:
+        """The spec as started: "{state_dir}" in its env is this config's state folder."""
+        folder = str(self.state_dir)
+        return replace(spec, env={k: v.replace("{state_dir}", folder) for k, v in spec.env.items()})
 
     def tool_spec(self, server: str, tool: str) -> ToolSpec | None:
         for spec in self.servers:
@@ -240,7 +247,7 @@ def parse_config(data: Any, base: Path = PROJECT_ROOT) -> ToolsConfig:
     network = _mapping("network", data.get("network"))
 
     def path(key: str, default: Path) -> Path:
-        raw = os.environ.get(f"COZY_TOOLS_{key.upper()}") or data.get(key)
+        raw = data.get(key)
         return (base / Path(raw).expanduser()) if raw else default
 
     allow_private = tuple(str(h).lower() for h in network.get("allow_private") or ())
@@ -260,11 +267,11 @@ def parse_config(data: Any, base: Path = PROJECT_ROOT) -> ToolsConfig:
         allow_private_hosts=allow_private,
         confirmation_ttl_s=_number("confirmation_ttl_s", data.get("confirmation_ttl_s", 300.0)),
         identity_key_path=path("identity_key_path", ToolsConfig.identity_key_path),
+        state_dir=path("state_dir", ToolsConfig.state_dir),
     )
 
 
-def load_config(path: Path | None = None) -> ToolsConfig:
-    path = path or Path(os.environ.get("COZY_TOOLS_CONFIG") or DEFAULT_CONFIG_PATH)
+def load_config(path: Path = DEFAULT_CONFIG_PATH) -> ToolsConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -273,3 +280,14 @@ def load_config(path: Path | None = None) -> ToolsConfig:
         return parse_config(data, PROJECT_ROOT)
     except ToolsConfigError as exc:
         raise ToolsConfigError(f"{path.name}: {exc}") from exc
+
+
+def with_state(config: ToolsConfig, tools: ToolSettings, data_dir: Path) -> ToolsConfig:
+    """Where the gateway keeps its state: what the environment names (ToolSettings), else what
+    the servers file names, else a folder in the data dir (so one COZY_DATA_DIR moves it all)."""
+    fallback = tools.under(data_dir)
+
+    def pick(name: str) -> Path:
+        named = getattr(config, name)
+        return getattr(tools, name) or (named if named != getattr(ToolsConfig, name) else getattr(fallback, name))
+    return replace(config, **{name: pick(name) for name in ("state_dir", "pins_path", "log_dir", "identity_key_path")})

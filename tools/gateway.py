@@ -15,24 +15,29 @@ exceptions: the model reads why, the user hears a short reason, the log keeps bo
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
+from config import Settings
 from tools.arguments import ArgumentError, check_arguments, parse_arguments
 from tools.audit import AuditEvent, AuditSink, JsonlAuditSink
 from tools.catalog import CatalogEntry, ToolCatalog
-from tools.config import PROJECT_ROOT, ServerSpec, ToolsConfig, load_config
+from tools.config import ServerSpec, ToolsConfig, load_config, with_state
 from tools.connection import ServerCrashed, ServerUnavailable
 from tools.egress_proxy import EgressProxy
 from tools.identity import Pseudonyms
 from tools.manager import ToolServerManager
 from tools.pins import PinStore
-from tools.policy import ConfirmationBook, PolicyDenied, check_allowlist, check_side_effect, side_effect_decision
+from tools.policy import (
+    ConfirmationBook,
+    PolicyDenied,
+    check_allowlist,
+    check_side_effect,
+    side_effect_decision,
+)
 from tools.redaction import redact, redact_text
 from tools.results import defuse, render_result, render_untrusted
 from tools.schemas import openai_tool
@@ -101,7 +106,8 @@ class ToolGateway:
         self.url_guard = UrlGuard(resolver, config.allow_private_hosts)
         self.egress = EgressProxy(self.url_guard, on_refused=self._egress_refused)
         self.servers = {spec.name: spec for spec in config.servers}
-        self.manager = ToolServerManager([self._with_egress(spec) for spec in config.servers], config.log_dir,
+        self.manager = ToolServerManager([self._with_egress(config.server_env(spec)) for spec in config.servers],
+                                         config.log_dir,
                                          on_listed=self.catalog.update)
         self.pseudonyms = Pseudonyms(config.identity_key_path)
         self.confirmations = ConfirmationBook(config.confirmation_ttl_s)
@@ -120,10 +126,12 @@ class ToolGateway:
 
     @classmethod
     def from_env(cls, audit: AuditSink | None = None) -> ToolGateway:
-        """Config from COZY_TOOLS_CONFIG (default tools/servers.yaml); audit to COZY_TOOLS_AUDIT or
-        data/tools/audit.jsonl when no sink is given."""
-        audit_path = Path(os.environ.get("COZY_TOOLS_AUDIT") or PROJECT_ROOT / "data" / "tools" / "audit.jsonl")
-        return cls(load_config(), audit if audit is not None else JsonlAuditSink(audit_path))
+        """The gateway on its own (tools.cli): config and state as Settings reads them
+        (COZY_TOOLS_CONFIG, COZY_DATA_DIR...); audit to <state dir>/audit.jsonl when no sink is given."""
+        settings = Settings.from_env()
+        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
+        audit_path = settings.tools.audit_path or config.state_dir / "audit.jsonl"
+        return cls(config, audit if audit is not None else JsonlAuditSink(audit_path))
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self, wait_s: float | None = None) -> None:

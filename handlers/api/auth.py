@@ -11,16 +11,15 @@ and the API without keys answers 401.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 from dataclasses import dataclass, field
 
 import jwt
 from fastapi import Request
 
+from config import ApiSettings
 from handlers.api.errors import ApiError
 
 LOCAL_USER = "local"
@@ -39,13 +38,8 @@ class AuthConfig:
         return bool(self.api_keys or self.jwt_secret)
 
     @classmethod
-    def from_env(cls) -> AuthConfig:
-        keys: dict[str, str] = {}
-        for entry in filter(None, (e.strip() for e in os.environ.get("COZY_API_KEYS", "").split(","))):
-            key, _, user = entry.partition("=")
-            keys[key] = user or f"key-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-        admins = frozenset(filter(None, (a.strip() for a in os.environ.get("COZY_ADMINS", "").split(","))))
-        return cls(keys, os.environ.get("COZY_JWT_SECRET") or None, admins)
+    def from_settings(cls, api: ApiSettings) -> AuthConfig:
+        return cls(dict(api.api_keys), api.jwt_secret, api.admins)
 
 
 END_USER_SEPARATOR = "#"

@@ -7,11 +7,11 @@ turns that limit off.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 
+from config import ApiSettings
 from handlers.api.errors import ApiError
 
 
@@ -21,9 +21,8 @@ class RateLimits:
     audio_seconds_per_minute: float = 600
 
     @classmethod
-    def from_env(cls) -> RateLimits:
-        return cls(float(os.environ.get("COZY_RATE_LIMIT_RPM", cls.requests_per_minute)),
-                   float(os.environ.get("COZY_RATE_LIMIT_AUDIO_SECONDS", cls.audio_seconds_per_minute)))
+    def from_settings(cls, api: ApiSettings) -> RateLimits:
+        return cls(api.requests_per_minute, api.audio_seconds_per_minute)
 
 
 class _Bucket:

@@ -16,23 +16,21 @@ import base64
 import binascii
 import json
 import logging
-import os
 
 from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from fastrtc import Stream
 
-from handlers.voice.playback import PlaybackClock
 from handlers.phone.telephone import TOKEN_PARAMETER, PhoneLine
 from handlers.visitor_limits import LimitReached
 from handlers.voice.identity import TokenRejected, VoiceIdentities
+from handlers.voice.playback import PlaybackClock
 from handlers.voice.slots import VoiceSlots
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 256 * 1024
 # An idle socket that never starts must not hold a slot for ever.
-START_TIMEOUT_S = float(os.environ.get("COZY_VOICE_START_TIMEOUT_S", "10"))
 CLOSE_UNSUPPORTED = 1003  # binary frames
 CLOSE_INVALID = 1007  # not JSON, or not our events
 CLOSE_POLICY = 1008  # media before start, start twice, an id already in use, no start in time
@@ -58,8 +56,10 @@ class GuardedWebSocket:
     """Looks like the WebSocket FastRTC expects; validates every frame it hands over."""
 
     def __init__(self, websocket: WebSocket, start_field: str, slots: VoiceSlots, phone: bool,
-                 identities: VoiceIdentities | None = None, phone_line: PhoneLine | None = None):
+                 identities: VoiceIdentities | None = None, phone_line: PhoneLine | None = None,
+                 start_timeout_s: float = 10.0):
         self._ws = websocket
+        self._start_timeout_s = start_timeout_s
         self._phone_line = phone_line
         self._start_field = start_field
         self._slots = slots
@@ -115,9 +115,9 @@ class GuardedWebSocket:
         """Read until a valid `start`, which FastRTC then gets as its first frame."""
         while True:
             try:
-                data = await asyncio.wait_for(self._next_frame(), START_TIMEOUT_S)
+                data = await asyncio.wait_for(self._next_frame(), self._start_timeout_s)
             except TimeoutError:
-                raise _Refused(CLOSE_POLICY, f"no 'start' within {START_TIMEOUT_S:g}s") from None
+                raise _Refused(CLOSE_POLICY, f"no 'start' within {self._start_timeout_s:g}s") from None
             event = data["event"]
             if event == "start":
                 self._take_start(data)
@@ -224,13 +224,13 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSlots, phone: bool,
                    stream: Stream, identities: VoiceIdentities | None = None,
-                   phone_line: PhoneLine | None = None) -> None:
+                   phone_line: PhoneLine | None = None, start_timeout_s: float = 10.0) -> None:
     await websocket.accept()
     if slots.busy():
         log.info("refusing a voice websocket: %d connections is the limit", slots.limit)
         await _close(websocket, CLOSE_BUSY, "too many voice connections; try again later")
         return
-    guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities, phone_line)
+    guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities, phone_line, start_timeout_s)
     slots.guarded += 1  # no await since busy(): the check and the count are one step
     try:
         await guarded.await_start()
@@ -255,18 +255,20 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
 
 
 def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdentities | None = None,
-                       path: str = "/voice", phone_line: PhoneLine | None = None) -> APIRouter:
-    """`phone_line`: the telephone route serves only streams its webhook answered (a token each)."""
+                       path: str = "/voice", phone_line: PhoneLine | None = None,
+                       start_timeout_s: float = 10.0) -> APIRouter:
+    """`phone_line`: the telephone route serves only streams its webhook answered (a token each);
+    `start_timeout_s`: a socket that sends no 'start' this soon is closed (it holds a slot)."""
     router = APIRouter()
 
     @router.websocket(f"{path}/websocket/offer")
     async def websocket_offer(websocket: WebSocket) -> None:
         await _guarded(websocket, stream.websocket_offer, "websocket_id", slots, phone=False, stream=stream,
-                       identities=identities)
+                       identities=identities, start_timeout_s=start_timeout_s)
 
     @router.websocket(f"{path}/telephone/handler")
     async def telephone_handler(websocket: WebSocket) -> None:
         await _guarded(websocket, stream.telephone_handler, "streamSid", slots, phone=True, stream=stream,
-                       identities=identities, phone_line=phone_line)
+                       identities=identities, phone_line=phone_line, start_timeout_s=start_timeout_s)
 
     return router
