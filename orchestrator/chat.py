@@ -229,7 +229,8 @@ class ChatOrchestrator:
                     if delta.finish_reason:
                         finish_reason = delta.finish_reason
                         usage = (delta.prompt_tokens, delta.completion_tokens)
-                outcome = "ok"
+                # A model told to stop (barge-in) ends its stream early: not a whole reply.
+                outcome = "interrupted" if cancelled is not None and cancelled.is_set() else "ok"
             except Exception:
                 outcome = "failed"
                 raise

@@ -76,7 +76,7 @@ def test_usage_totals_are_the_vendors_counts_and_cost_is_the_price_table_applied
     assert row["cost_usd"] == pytest.approx(tokens_in * rates.input_per_1m / 1e6 + tokens_out * rates.output_per_1m / 1e6)
     assert cost_counted() - counted_before == pytest.approx(row["cost_usd"])  # /metrics counts the same
     # Each reply is stored with its record priced: the same money as the day's total.
-    stored_cost = sum(stage["cost_usd"] or 0 for (metadata,) in stored for stage in json.loads(metadata)["record"]["stages"])
+    stored_cost = sum(stage.get("cost_usd") or 0 for (metadata,) in stored for stage in json.loads(metadata)["record"]["stages"])
     assert len(stored) == 2 and stored_cost == pytest.approx(row["cost_usd"]) and stored_cost > 0
 
 

@@ -7,6 +7,7 @@ implement our protocols, they do not patch anything.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,29 +66,45 @@ def speech(seconds: float = 1.0, sample_rate: int = 16_000) -> AudioClip:
 
 
 class ScriptedChatModel:
-    def __init__(self, name: str = "offline-llm", text: str = "Offline here."):
+    """Writes `text` a word at a time: the first after `first_token_s`, each next after
+    `word_s` (a model's pace, so a turn's timing can be scripted). `words_written` counts
+    what it produced, so a test sees a cancelled reply stop being generated."""
+
+    def __init__(self, name: str = "offline-llm", text: str = "Offline here.", first_token_s: float = 0.0,
+                 word_s: float = 0.0):
         self.name = name
         self.text = text
+        self.first_token_s = first_token_s
+        self.word_s = word_s
         self.calls = 0
+        self.words_written = 0
         self._lock = threading.Lock()
 
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,
                cancelled: CancelFlag | None = None) -> Iterator[ChatDelta]:
         with self._lock:
             self.calls += 1
-        for word in self.text.split(" "):
+        for index, word in enumerate(self.text.split(" ")):
+            time.sleep(self.first_token_s if index == 0 else self.word_s)
+            if cancelled is not None and cancelled.is_set():
+                return  # as the local model does: a cancelled reply stops being written
+            with self._lock:
+                self.words_written += 1
             yield ChatDelta(text=word + " ")
         yield ChatDelta(finish_reason="stop")
 
 
 class ScriptedSTT:
-    def __init__(self, name: str = "offline-stt", text: str = "offline transcript"):
+    def __init__(self, name: str = "offline-stt", text: str = "offline transcript", seconds: float = 0.0):
         self.name = name
         self.text = text
+        self.seconds = seconds  # how long a transcription takes
         self.calls = 0
 
     def transcribe(self, audio: AudioClip, language: str = "en") -> str:
         self.calls += 1
+        if self.seconds:
+            time.sleep(self.seconds)
         return self.text
 
 
@@ -104,13 +121,18 @@ class ScriptedTTS:
 
 
 class RecordingTTS:
-    """Speaks a short tone per text and keeps every text it was asked to say."""
+    """Speaks a tone per text (`audio_s_per_word` of it, at least 50 ms) after
+    `first_audio_s`, and keeps every text it was asked to say."""
 
     name = "recording-tts"
 
-    def __init__(self):
+    def __init__(self, first_audio_s: float = 0.0, audio_s_per_word: float = 0.0):
         self.texts: list[str] = []
+        self.first_audio_s = first_audio_s
+        self.audio_s_per_word = audio_s_per_word
 
     def synthesize(self, text: str, voice: str | None = None) -> Iterator[AudioClip]:
         self.texts.append(text)
-        yield speech(0.05, 24_000)
+        if self.first_audio_s:
+            time.sleep(self.first_audio_s)
+        yield speech(max(0.05, self.audio_s_per_word * len(text.split())), 24_000)
