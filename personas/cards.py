@@ -145,6 +145,7 @@ class PersonaCatalog:
         self._lock = threading.Lock()
         self._stamp: tuple = ()
         self._personas: dict[str, Persona] = {}
+        self._paths: dict[str, Path] = {}  # persona id -> its card file
         self.errors: list[str] = []
 
     def _current_stamp(self) -> tuple:
@@ -156,6 +157,7 @@ class PersonaCatalog:
         if stamp == self._stamp:
             return
         personas: dict[str, Persona] = {}
+        paths: dict[str, Path] = {}
         errors: list[str] = []
         for path in sorted(self.folder.glob("*.yaml")):
             try:
@@ -171,9 +173,10 @@ class PersonaCatalog:
                 errors.append(f"{path.name}: field 'id' repeats '{persona.id}' from another card")
                 continue
             personas[persona.id] = persona
+            paths[persona.id] = path
         for message in errors:
             log.error("persona card rejected: %s", message)
-        self._personas, self.errors, self._stamp = personas, errors, stamp
+        self._personas, self._paths, self.errors, self._stamp = personas, paths, errors, stamp
 
     def all(self) -> list[Persona]:
         with self._lock:
@@ -191,3 +194,27 @@ class PersonaCatalog:
                 return next(iter(self._personas.values()))
             known = ", ".join(sorted(self._personas)) or "none"
             raise PersonaError(f"unknown persona '{wanted}' (known: {known})")
+
+    @property
+    def deleted_folder(self) -> Path:
+        """Where a deleted persona's card is kept: out of every list, still readable by id."""
+        return self.folder / "deleted"
+
+    def path_of(self, persona_id: str) -> Path | None:
+        with self._lock:
+            self._refresh()
+            return self._paths.get(persona_id)
+
+    def deleted(self, persona_id: str) -> Persona | None:
+        """A deleted persona, for old conversations that name it (None if it never was)."""
+        path = self.deleted_folder / f"{persona_id}.yaml"
+        try:
+            return load_card(path) if path.is_file() else None
+        except (PersonaError, OSError):
+            return None
+
+    def refresh(self) -> None:
+        """Read the folder again now (a card was just written)."""
+        with self._lock:
+            self._stamp = ()
+            self._refresh()

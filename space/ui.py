@@ -85,8 +85,9 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
     def persona_name(persona_id: str | None) -> str:
         try:
             return personas.get(persona_id).name
-        except PersonaError:
-            return persona_id or "Assistant"
+        except PersonaError:  # deleted since: its old conversations keep its name
+            gone = personas.deleted(persona_id) if persona_id else None
+            return gone.name if gone is not None else persona_id or "Assistant"
 
     def persona_names() -> dict[str, str]:
         return {p.id: p.name for p in personas.all()}
@@ -375,4 +376,7 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                                                 documents, document_picker, audit_panel], api_name="forget")
         blocks.load(page_for_visitor, outputs=[identity, visitor, session, memory_view, documents,
                                                document_picker, audit_panel])
+        # Personas an admin added or deleted (PUT /v1/personalities...) since the server started.
+        blocks.load(lambda chosen: gr.Dropdown(choices=[(p.name, p.id) for p in personas.all()], value=chosen),
+                    inputs=[persona], outputs=[persona], show_progress="hidden")
     return blocks

@@ -11,10 +11,12 @@ from handlers.api.chat_completions import build_chat_router
 from handlers.api.errors import CATCH_ALL_PATH, UnknownV1Route, install_error_handlers
 from handlers.api.openapi import install_openapi
 from handlers.api.rate_limit import RateLimiter
+from handlers.api.persona_routes import build_persona_router
 from handlers.api.usage_routes import build_usage_router
 from handlers.api.metrics import metrics_endpoint
 from handlers.api.request_id import RequestIdMiddleware
 from orchestrator.services import ChatServices
+from personas.editor import PersonaEditor
 from providers.base import SpeechToText, TextToSpeech
 
 
@@ -25,6 +27,8 @@ def install_api(app: FastAPI, services: ChatServices, stt: SpeechToText, tts: Te
     app.include_router(build_audio_router(stt, tts, authenticator, limiter), tags=["audio"])
     app.include_router(build_catalog_router(services, authenticator, limiter), tags=["catalog"])
     app.include_router(build_usage_router(services.usage, authenticator, limiter), tags=["usage"])
+    app.include_router(build_persona_router(PersonaEditor(services.orchestrator.personas), authenticator, limiter),
+                       tags=["catalog"])
     # After every /v1 route and before anything mounted at "/", which would answer in its own shape.
     app.add_route(CATCH_ALL_PATH, UnknownV1Route(), include_in_schema=False)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -85,17 +85,22 @@ class Authenticator:
                         "guess it offline", MIN_JWT_SECRET_BYTES)
 
     def user_for(self, authorization: str | None) -> str:
+        return self.identify(authorization)[0]
+
+    def identify(self, authorization: str | None) -> tuple[str, bool]:
+        """The caller's user id, and whether they are an admin (in COZY_ADMINS, or a JWT
+        with `"admin": true`; with no auth configured, the local owner is)."""
         if not self.config.enabled:
             if self.public:
                 raise _unauthorized("This is a public server: its API needs an API key, and none is configured "
                                     "(the owner sets COZY_API_KEYS or COZY_JWT_SECRET).")
-            return LOCAL_USER
+            return LOCAL_USER, True
         if not authorization or not authorization.lower().startswith("bearer "):
             raise _unauthorized("Missing bearer token: send 'Authorization: Bearer <your API key>'.")
         token = authorization[7:].strip()
         for key, user in self.config.api_keys.items():
             if hmac.compare_digest(token.encode(), key.encode()):
-                return user
+                return user, user in self.config.admins
         if self.config.jwt_secret and token.count(".") == 2:
             try:
                 claims = jwt.decode(token, self.config.jwt_secret, algorithms=["HS256"],
@@ -105,10 +110,11 @@ class Authenticator:
             except jwt.InvalidTokenError:
                 raise _unauthorized("The token is not valid.") from None
             if isinstance(claims.get("sub"), str) and claims["sub"]:
-                return claims["sub"]
+                return claims["sub"], claims.get("admin") is True or claims["sub"] in self.config.admins
         raise _unauthorized("Incorrect API key provided.")
 
     async def __call__(self, request: Request) -> str:
-        user = self.user_for(request.headers.get("authorization"))
+        user, admin = self.identify(request.headers.get("authorization"))
         request.state.user_id = user
+        request.state.is_admin = admin
         return user

@@ -25,9 +25,9 @@ def _epoch(value: datetime | None) -> int:
     return int(value.timestamp()) if value else 0
 
 
-def _personality(persona: Persona) -> Personality:
+def personality(persona: Persona, deleted: bool = False) -> Personality:
     return Personality(id=persona.id, name=persona.name, language=persona.language, greeting=persona.greeting,
-                       allowed_tools=list(persona.allowed_tools), voices=dict(persona.voices))
+                       allowed_tools=list(persona.allowed_tools), voices=dict(persona.voices), deleted=deleted)
 
 
 def _session(row: dict) -> Session:
@@ -67,12 +67,15 @@ def build_catalog_router(services: ChatServices, authenticate, limiter) -> APIRo
     @router.get("/v1/personalities", response_model=PersonalityList, responses=ERROR_RESPONSES,
                 operation_id="listPersonalities")
     async def list_personalities(user_id: str = Depends(authenticate)) -> PersonalityList:
-        return PersonalityList(data=[_personality(p) for p in personas.all()])
+        return PersonalityList(data=[personality(p) for p in personas.all()])
 
     @router.get("/v1/personalities/{persona_id}", response_model=Personality, responses=ERROR_RESPONSES,
                 operation_id="retrievePersonality")
     async def get_personality(persona_id: str, user_id: str = Depends(authenticate)) -> Personality:
-        return _personality(persona_or_404(persona_id, "persona_id"))
+        gone = personas.deleted(persona_id) if personas.path_of(persona_id) is None else None
+        if gone is not None:  # still readable: old conversations name it
+            return personality(gone, deleted=True)
+        return personality(persona_or_404(persona_id, "persona_id"))
 
     @router.post("/v1/chat/sessions", response_model=Session, responses=ERROR_RESPONSES,
                  operation_id="createChatSession")

@@ -258,6 +258,7 @@ class Personality(BaseModel):
     greeting: str
     allowed_tools: list[str]
     voices: dict[str, str]
+    deleted: bool = False  # kept for the conversations that had it; no new turn can use it
 
 
 class PersonalityList(BaseModel):

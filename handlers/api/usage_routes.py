@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from handlers.api.errors import ApiError
@@ -35,12 +35,13 @@ def build_usage_router(usage: UsageStore, authenticator, limiter) -> APIRouter:
 
     @router.get("/v1/usage", response_model=UsageList, responses={**ERROR_RESPONSES, 403: {"model": ErrorBody, "description": "Not an admin"}},
                 operation_id="listMyUsage")
-    async def list_usage(user_id: str = Depends(authenticator),
+    async def list_usage(request: Request, user_id: str = Depends(authenticator),
                          user: str | None = Query(None, max_length=512, description="Another user (admins only)")):
         limiter.request(user_id)
         if user is not None and user != user_id:
-            if user_id not in authenticator.config.admins:
-                raise ApiError(403, "Only an admin (COZY_ADMINS) may read another user's usage.",
+            if not request.state.is_admin:
+                raise ApiError(403, "Only an admin (COZY_ADMINS, or a JWT with \"admin\": true) may read "
+                               "another user's usage.",
                                "permission_error", param="user")
             user_id = user
         rows = await asyncio.to_thread(usage.rows, user_id)
