@@ -46,7 +46,7 @@ def chunk_text(text: str, chunk_chars: int = CHUNK_CHARS) -> list[str]:
             paragraph = "\n".join(lines[1:])
         pieces = [paragraph]
         if len(paragraph) > chunk_chars:  # one huge paragraph: split at sentences
-            pieces = re.split(r"(?<=[.!?])\s+", paragraph)
+            pieces = re.split(r"(?<=[.!?])\s+|(?<=[。！？])", paragraph)
         for piece in pieces:
             while len(piece) > chunk_chars:  # a sentence longer than a chunk
                 cut = piece.rfind(" ", 0, chunk_chars)

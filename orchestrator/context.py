@@ -7,6 +7,7 @@ takes as long as the slowest engine, capped by the largest timeout.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -89,10 +90,16 @@ class ContextGatherer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+_CJK_CHAR = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
 def estimate_tokens(text: str | None) -> int:
-    # ~4 characters a token for English: close enough to budget a prompt without
-    # paying for a tokenizer call on the hot path.
-    return len(text or "") // 4 + 4
+    # ~4 characters a token for English, about one per Chinese character (Qwen's and
+    # OpenAI's tokenizers): close enough to budget a prompt without a tokenizer call
+    # on the hot path.
+    text = text or ""
+    wide = len(_CJK_CHAR.findall(text))
+    return wide + (len(text) - wide) // 4 + 4
 
 
 def _message_tokens(message: dict) -> int:
