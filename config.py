@@ -32,6 +32,13 @@ def _env_int(name: str, default: int) -> int:
     return int(_env_float(name, default))
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _env_path(name: str, default: Path) -> Path:
     raw = os.environ.get(name)
     return Path(raw).expanduser() if raw else default
@@ -43,16 +50,39 @@ class VoiceSettings:
 
     input_sample_rate: int = 16_000  # what VAD and Whisper want; WebRTC input is resampled to it
     output_sample_rate: int = 24_000  # what cloud TTS vendors stream natively
-    end_of_turn_silence_s: float = 0.5  # trailing silence that ends a user turn
+    end_of_turn_silence_s: float = 0.5  # "silence" end of turn: the trailing silence that ends it
     min_speech_s: float = 0.2  # speech needed before a turn counts as started
+    # "smart": after a short silence the end-of-turn model (Smart Turn v3.2) judges whether
+    # the user is done; if not, the turn ends at the fallback silence (bench/end_of_turn.py).
+    end_of_turn: str = "smart"
+    end_of_turn_check_silence_s: float = 0.2
+    end_of_turn_fallback_silence_s: float = 1.2
+    end_of_turn_threshold: float = 0.5
+    # 8 kHz phone audio fools the model more: ask for more certainty, wait longer.
+    phone_end_of_turn_threshold: float = 0.7
+    phone_end_of_turn_fallback_silence_s: float = 1.5
     max_continuous_speech_s: float = 30.0  # endless noise must not grow the buffer forever
     speech_probability: float = 0.5
     concurrency_limit: int = 4
+    # Speak the reply's first clause, and have the local model read the prompt during the
+    # pause; "0": the first whole sentence, nothing read before the turn (to compare).
+    early_reply: bool = True
 
     @classmethod
     def from_env(cls) -> "VoiceSettings":
         return cls(
+            early_reply=_env_choice("COZY_EARLY_REPLY", "1", ("1", "0")) == "1",
             end_of_turn_silence_s=_env_float("COZY_END_OF_TURN_SILENCE_S", cls.end_of_turn_silence_s),
+            end_of_turn=_env_choice("COZY_END_OF_TURN", cls.end_of_turn, ("smart", "silence")),
+            end_of_turn_check_silence_s=_env_float("COZY_END_OF_TURN_CHECK_SILENCE_S",
+                                                   cls.end_of_turn_check_silence_s),
+            end_of_turn_fallback_silence_s=_env_float("COZY_END_OF_TURN_FALLBACK_SILENCE_S",
+                                                      cls.end_of_turn_fallback_silence_s),
+            end_of_turn_threshold=_env_float("COZY_END_OF_TURN_THRESHOLD", cls.end_of_turn_threshold),
+            phone_end_of_turn_threshold=_env_float("COZY_PHONE_END_OF_TURN_THRESHOLD",
+                                                   cls.phone_end_of_turn_threshold),
+            phone_end_of_turn_fallback_silence_s=_env_float("COZY_PHONE_END_OF_TURN_FALLBACK_SILENCE_S",
+                                                            cls.phone_end_of_turn_fallback_silence_s),
             min_speech_s=_env_float("COZY_MIN_SPEECH_S", cls.min_speech_s),
             max_continuous_speech_s=_env_float("COZY_MAX_CONTINUOUS_SPEECH_S", cls.max_continuous_speech_s),
             speech_probability=_env_float("COZY_SPEECH_PROBABILITY", cls.speech_probability),
@@ -73,6 +103,7 @@ class ModelSettings:
     stt_path: Path | None = None  # a faster-whisper (CTranslate2) folder with tokenizer.json
     tts_voice_path: Path | None = None  # a Piper .onnx with its .onnx.json beside it
     vad_path: Path | None = None  # a Silero v5 .onnx
+    end_of_turn_path: Path | None = None  # a Smart Turn v3 .onnx
     llm_threads: int = 2
     llm_context_tokens: int = 4096
     # RAM for evaluated prompt prefixes (persona prompt + tools), counted in full.
@@ -94,6 +125,7 @@ class ModelSettings:
             stt_path=opt("COZY_STT_PATH"),
             tts_voice_path=opt("COZY_TTS_VOICE_PATH"),
             vad_path=opt("COZY_VAD_PATH"),
+            end_of_turn_path=opt("COZY_END_OF_TURN_PATH"),
             llm_threads=_env_int("COZY_LLM_THREADS", min(4, os.cpu_count() or 2)),
             llm_context_tokens=_env_int("COZY_LLM_CONTEXT_TOKENS", cls.llm_context_tokens),
             llm_prompt_cache_mb=_env_int("COZY_LLM_PROMPT_CACHE_MB", cls.llm_prompt_cache_mb),

@@ -1,17 +1,28 @@
 """Voice latency and idle cost, measured end to end against the real app.
 
-For each model (default and fast) it starts the app, holds several spoken turns over
-the websocket route at real-time pace, and prints the median of each stage plus the
-end-of-speech -> first reply audio time seen by the client. Then it measures the
-CPU an open, silent connection costs, against stock FastRTC ReplyOnPause in the
-same run.
+For each model (default and fast) and each behaviour it starts the app, holds spoken
+turns over the websocket route at real-time pace and over WebRTC (an aiortc peer),
+and prints the median of every stage plus the end-of-speech -> first reply audio
+time seen by each client, in one table:
+- old: the first whole sentence, nothing read before the turn is taken, and a fixed
+  0.5 s silence ends the turn (COZY_EARLY_REPLY=0 COZY_END_OF_TURN=silence);
+- early: the reply starts on its first clause and the model reads the prompt during
+  the pause (COZY_EARLY_REPLY=1), still with the fixed silence;
+- new: early, with the default end of turn (the end-of-turn model).
+"End of speech" is the last sample of the spoken words (a clip's trailing silence is
+cut off), so the client's and the server's figures start at the same moment.
+It counts gaps in the reply audio as the websocket client would play it (a piece that
+arrives after the one before has finished playing). Then it measures the CPU an open,
+silent connection costs, against stock FastRTC ReplyOnPause in the same run.
 
-    .venv/bin/python bench/voice_latency.py [--turns 5] [--models qwen2.5-1.5b,smollm2-135m]
+    flock /tmp/bench.lock .venv/bin/python bench/voice_latency.py [--turns 5] [--webrtc-turns 3]
+        [--models qwen2.5-1.5b,smollm2-135m] [--modes old,early,new] [--no-idle]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import statistics
 import subprocess
@@ -25,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.clients.voice_webrtc import webrtc_turn  # noqa: E402
 from tests.clients.voice_ws import VoiceWebsocketClient, espeak_clip  # noqa: E402
 from tests.conftest import free_port, isolated_env, start_app, stop_app  # noqa: E402
 
@@ -37,13 +49,42 @@ QUESTIONS = [
     "who wrote romeo and juliet",
     "what do bees make",
 ]
+MODES = {"old": {"COZY_EARLY_REPLY": "0", "COZY_END_OF_TURN": "silence"},
+         "early": {"COZY_EARLY_REPLY": "1", "COZY_END_OF_TURN": "silence"},
+         "new": {"COZY_EARLY_REPLY": "1"}}
 STAGES = [
-    ("endpointing_s", "endpointing (end of speech -> turn detected)"),
-    ("stt_s", "speech-to-text (after turn detected)"),
-    ("llm_first_token_s", "LLM time to first token"),
-    ("tts_first_audio_s", "TTS time to first audio"),
+    ("endpointing_s", "endpointing (end of speech -> turn taken)"),
+    ("stt_s", "speech-to-text (after the turn is taken)"),
+    ("llm_first_token_s", "LLM first token (from its start)"),
+    ("llm_first_piece_s", "LLM first clause ready (from its start)"),
+    ("tts_first_audio_s", "TTS first audio (from the clause)"),
     ("first_audio_s", "server: end of speech -> first audio out"),
+    ("client_first_audio_s", "websocket client: end of speech -> audio"),
+    ("transport_s", "transport (websocket client - server)"),
+    ("webrtc_first_audio_s", "WebRTC client: end of speech -> audio"),
 ]
+GAP_TOLERANCE_S = 0.03  # a frame this late is still played without an audible break
+
+
+def spoken(text: str) -> np.ndarray:
+    """espeak's clip of `text`, ending on its last audible sample (espeak adds silence after it)."""
+    clip = espeak_clip(text)
+    loud = np.flatnonzero(np.abs(clip.astype(np.int32)) > 100)  # about -50 dBFS: the last word's tail stays
+    return clip[:loud[-1] + 1] if loud.size else clip
+
+
+def playback_gaps(frames: list[dict], arrivals: list[float], rate: int = 24_000) -> list[float]:
+    """Silences inside a reply as a client playing each media frame on arrival would hear
+    them: a frame that arrives after everything before it has finished playing."""
+    gaps, play_end = [], None
+    for frame, arrived in zip(frames, arrivals):
+        if frame.get("event") != "media":
+            continue
+        seconds = len(base64.b64decode(frame["media"]["payload"])) / rate
+        if play_end is not None and arrived > play_end + GAP_TOLERANCE_S:
+            gaps.append(arrived - play_end)
+        play_end = max(play_end or arrived, arrived) + seconds
+    return gaps
 
 
 def cpu_seconds(pid: int) -> float:
@@ -55,11 +96,27 @@ async def spoken_turns(base_url: str, turns: int) -> list[dict]:
     results = []
     async with VoiceWebsocketClient(base_url) as client:
         for index in range(turns):
-            question = espeak_clip(QUESTIONS[index % len(QUESTIONS)])
+            question = spoken(QUESTIONS[index % len(QUESTIONS)])
+            frames_before = len(client.frames)
             recording = await client.speak(question, listen_s=25)
             stages = recording.last_turn().get("stages_s", {})
-            results.append({**stages, "client_first_audio_s": recording.first_audio_latency_s})
+            latency = recording.first_audio_latency_s
+            gaps = playback_gaps(client.frames[frames_before:], client.arrivals[frames_before:])
+            results.append({**stages, "client_first_audio_s": latency, "gaps": len(gaps),
+                            "longest_gap_s": max(gaps, default=0.0),
+                            "transport_s": None if latency is None or "first_audio_s" not in stages
+                            else latency - stages["first_audio_s"],
+                            "reply": " ".join(m["content"] for m in recording.transcript()[-1:])})
             await asyncio.sleep(0.5)
+    return results
+
+
+async def webrtc_turns(base_url: str, turns: int) -> list[dict]:
+    results = []
+    for index in range(turns):
+        result = await webrtc_turn(base_url, spoken(QUESTIONS[index % len(QUESTIONS)]), listen_s=25)
+        heard, ended = result["first_audio_at"], result["speech_ended_at"]
+        results.append({"webrtc_first_audio_s": None if heard is None or ended is None else heard - ended})
     return results
 
 
@@ -89,33 +146,58 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def report(model: str, results: list[dict]) -> None:
-    print(f"\n== {model}: median over {len(results)} turns")
-    for key, label in STAGES + [("client_first_audio_s", "client: end of speech -> first reply audio byte")]:
-        value = median([r.get(key) for r in results])
-        shown = "n/a" if value is None else f"{value * 1000:7.0f} ms"
-        print(f"  {label:<50} {shown}")
+def table(columns: dict[str, list[dict]]) -> None:
+    names = list(columns)
+    print("\n== medians (ms); columns: model/behaviour, "
+          + ", ".join(f"{n}: {len(columns[n])} turns" for n in names))
+    print(f"  {'stage':<46}" + "".join(f"{n:>20}" for n in names))
+    for key, label in STAGES:
+        cells = []
+        for name in names:
+            value = median([r.get(key) for r in columns[name]])
+            cells.append("n/a" if value is None else f"{value * 1000:.0f}")
+        print(f"  {label:<46}" + "".join(f"{c:>20}" for c in cells))
+    gaps = []
+    for name in names:
+        turns = [r for r in columns[name] if "gaps" in r]
+        gaps.append(f"{sum(r['gaps'] for r in turns)}/{len(turns)} max "
+                    f"{max((r['longest_gap_s'] for r in turns), default=0) * 1000:.0f}")
+    print(f"  {'gaps in reply audio / turns, longest (ms)':<46}" + "".join(f"{g:>20}" for g in gaps))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--webrtc-turns", type=int, default=3)
     parser.add_argument("--models", default="qwen2.5-1.5b,smollm2-135m")
+    parser.add_argument("--modes", default="old,early,new")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle-connection CPU comparison")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cozy-bench-"))
     idle_ours = None
+    columns: dict[str, list[dict]] = {}
     for model in args.models.split(","):
-        env = {**isolated_env(tmp / model), "COZY_LOG_LEVEL": "WARNING", "COZY_LLM": model}
-        if model != "qwen2.5-1.5b":
-            env.pop("COZY_LLM_PATH")
-        app = start_app(tmp, env)
-        try:
-            results = asyncio.run(spoken_turns(app.base_url, args.turns))
-            report(model, results)
-            if idle_ours is None:
-                idle_ours = idle_cpu_per_connection(app.base_url, app.process.pid)
-        finally:
-            stop_app(app)
+        for mode in args.modes.split(","):
+            folder = tmp / f"{model}-{mode}"
+            folder.mkdir(parents=True)
+            env = {**isolated_env(folder), "COZY_LOG_LEVEL": "WARNING", "COZY_LLM": model, **MODES[mode]}
+            if model != "qwen2.5-1.5b":
+                env.pop("COZY_LLM_PATH")
+            app = start_app(folder, env)
+            try:
+                results = asyncio.run(spoken_turns(app.base_url, args.turns))
+                results += asyncio.run(webrtc_turns(app.base_url, args.webrtc_turns))
+                columns[f"{model}/{mode}"] = results
+                for result in results:
+                    if result.get("reply"):
+                        print(f"  [{model}/{mode}] {result['reply'][:100]!r}")
+                if idle_ours is None and not args.no_idle:
+                    idle_ours = idle_cpu_per_connection(app.base_url, app.process.pid)
+            finally:
+                stop_app(app)
+    table(columns)
+    if args.no_idle:
+        return
 
     port = free_port()
     stock = subprocess.Popen([sys.executable, str(ROOT / "bench" / "stock_fastrtc_app.py")],

@@ -7,7 +7,10 @@ a placeholder). Output: the reply is cut into the clauses and sentences the voic
 speaks (orchestrator/sentences.py) and each is checked before it leaves the
 orchestrator, so a flagged sentence is never streamed to a client nor synthesized:
 the refusal takes its place and the reply ends there, with finish_reason
-"content_filter". With a persona's policy "off", deltas pass through untouched.
+"content_filter". A first sentence's opening clause goes out checked on its own,
+before the rest of its sentence is written; the rest is checked with it, as the
+whole sentence, so words that are only flagged together are not let through.
+With a persona's policy "off", deltas pass through untouched.
 
 A flag leaves an audit row (direction, categories, channel, user, persona; never
 the text) and calls `on_flag`, which the composition root points at a Prometheus
@@ -23,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.sentences import SentenceSplitter
+from orchestrator.sentences import SentenceSplitter, ends_sentence
 from orchestrator.turns import TurnDelta, TurnMetrics
 from personas.cards import Persona
 from providers.call_log import CallLog, logs_calls
@@ -89,19 +92,21 @@ class ModerationGate:
     def _screened(self, turn: PreparedTurn, items: Iterator[Any], metrics: TurnMetrics) -> Iterator[Any]:
         splitter = SentenceSplitter()
         last_piece = ""
+        sentence_so_far = ""  # the released start of a sentence that is not finished yet
         try:
             for item in itertools.chain(items, [None]):  # None: the end, release what is left
                 # Text before a tool call or the finish goes out first, whole or not.
                 pieces = splitter.push(item.text) if isinstance(item, TurnDelta) else splitter.flush()
                 for piece in pieces:
-                    verdict = self._check(turn, piece, OUTPUT, metrics)
+                    verdict = self._check(turn, sentence_so_far + piece, OUTPUT, metrics)
                     if verdict.flagged:
                         gap = " " if last_piece and not last_piece[-1].isspace() else ""
                         yield TurnDelta(gap + refusal_for(turn.persona, verdict))
                         yield CONTENT_FILTER
                         return  # closing `items` stops the model
                     last_piece = piece
-                    yield TurnDelta(piece)
+                    sentence_so_far = "" if ends_sentence(piece) else sentence_so_far + piece
+                    yield TurnDelta(piece, whole=True)
                 if item is not None and not isinstance(item, TurnDelta):
                     yield item
         finally:

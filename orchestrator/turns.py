@@ -77,6 +77,9 @@ class TurnDelta:
     """A piece of reply text as it is generated."""
 
     text: str
+    # A whole clause or sentence as the moderation gate cut and checked it (orchestrator/
+    # sentences.py): a voice speaks it as it is, without waiting for the words after it.
+    whole: bool = False
 
 
 @dataclass

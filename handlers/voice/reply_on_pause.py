@@ -2,9 +2,12 @@
 
 What differs from the stock handler, and why:
 - End of turn is found from 32 ms VAD windows scored as audio arrives (stock: 0.6 s
-  chunks), so the reply starts a fixed `end_of_turn_silence_s` after the user stops.
+  chunks). A short silence asks the end-of-turn model whether the user is done
+  (handlers/voice/end_of_turn.py); if not, the turn ends at a longer fallback silence,
+  so a mid-sentence "um..." is not answered. The model runs off the receive thread.
 - Transcription starts during the pause, before the turn is confirmed, and is kept
-  if the user does not speak again.
+  if the user does not speak again; once it is in, the local model evaluates the
+  reply's prompt (handlers/voice/speculation.py), cancelled if they speak again.
 - The output queue is cleared *before* the reply is signalled: stock sets the event
   first, and its clear_queue() then sometimes wiped the start of the reply.
 - emit() waits on the event when idle instead of returning at once: stock spins
@@ -33,9 +36,11 @@ from fastrtc import AlgoOptions, ReplyOnPause
 from fastrtc.utils import create_message, current_context, split_output
 
 from providers.pcm import SPEECH_RATE, resample, to_mono_int16
+from handlers.voice.end_of_turn import EndOfTurnJudge, TurnTakingPolicy
 from handlers.voice.turn_detector import TurnDetector, TurnDetectorOptions, TurnEvent
 from handlers.visitor_limits import LimitReached
 from handlers.voice.identity import VoiceIdentities
+from handlers.voice.speculation import SpeculativePrefill
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner, transcribe_logged
 from providers.base import AudioClip
 from providers.offline.vad import SileroVad
@@ -53,7 +58,8 @@ _early_stt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-stt")
 class CozyReplyOnPause(ReplyOnPause):
     def __init__(self, runner: VoiceTurnRunner, vad: SileroVad, turn_options: TurnDetectorOptions,
                  output_sample_rate: int = 24_000, barge_in: bool = True,
-                 default_persona: str | None = None, identities: VoiceIdentities | None = None):
+                 default_persona: str | None = None, identities: VoiceIdentities | None = None,
+                 judge: EndOfTurnJudge | None = None, turn_policy: TurnTakingPolicy | None = None):
         super().__init__(
             fn=runner.run,
             algo_options=AlgoOptions(max_continuous_speech_s=turn_options.max_turn_s),
@@ -77,10 +83,18 @@ class CozyReplyOnPause(ReplyOnPause):
         self._last_speech_at = 0.0
         self.conversation = Conversation(persona_id=default_persona)
         self.identities = identities
+        self.speculation = SpeculativePrefill(runner.orchestrator) if runner.early_reply else None
+        self.judge = judge
+        self.turn_policy = turn_policy
+        self._check: tuple[int, Future] | None = None  # the pause being judged, and the verdict
+        self._ended_by_model = False  # the turn ending now was ended by the model's verdict
+        self._options_key: tuple[str | None, bool] | None = None
+        self._use_turn_options()
 
     def copy(self) -> "CozyReplyOnPause":
         return CozyReplyOnPause(self.runner, self.vad, self.turn_options, self.output_sample_rate,
-                                self.can_interrupt, self.default_persona, self.identities)
+                                self.can_interrupt, self.default_persona, self.identities,
+                                self.judge, self.turn_policy)
 
     @property
     def _needs_additional_inputs(self) -> bool:
@@ -106,6 +120,17 @@ class CozyReplyOnPause(ReplyOnPause):
             self.conversation.persona_id = values[0]
         if len(values) > 1 and (values[1] is None or isinstance(values[1], str)):
             self.conversation.session_id = values[1] or None
+        self._use_turn_options()
+
+    def _turn_options_key(self) -> tuple[str | None, bool]:
+        return self.conversation.persona_id, self.phone_mode or self.conversation.channel == "phone"
+
+    def _use_turn_options(self) -> None:
+        """The persona's and channel's turn-taking; applied between turns only."""
+        if self.turn_policy is None or self._detector.in_turn:
+            return
+        self._options_key = self._turn_options_key()
+        self._detector.options = self.turn_policy.options_for(*self._options_key)
 
     # --- input side -------------------------------------------------------------
 
@@ -140,11 +165,13 @@ class CozyReplyOnPause(ReplyOnPause):
         if sample_rate != SPEECH_RATE:
             samples = resample(samples, sample_rate, SPEECH_RATE)
         was_in_turn = self._detector.in_turn
+        if not was_in_turn and self.turn_policy is not None and self._options_key != self._turn_options_key():
+            self._use_turn_options()  # the phone route says it is one only once the call is up
         probabilities = self._vad_stream.feed(samples)
         now = time.perf_counter()
         if any(p >= self.turn_options.speech_probability for p in probabilities):
             self._last_speech_at = now
-        events = self._detector.feed(probabilities)
+        events = self._detector.feed(probabilities) + self._verdict()
         if was_in_turn or TurnEvent.SPEECH_STARTED not in events:
             self._keep_audio(samples)
         else:
@@ -161,10 +188,21 @@ class CozyReplyOnPause(ReplyOnPause):
         elif event is TurnEvent.PAUSE_STARTED:
             self._early = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
                                             self.conversation.user_id)
+            if self.speculation is not None:
+                self.speculation.start(self._early, self.conversation.next_request())
         elif event is TurnEvent.SPEECH_RESUMED:
             self._early = None  # its words are incomplete now; let it finish unused
+            if self.speculation is not None:
+                self.speculation.cancel()
+        elif event is TurnEvent.CHECK_TURN:
+            if self.judge is not None:
+                self._check = (self._detector.pause_index, self.judge.ask(
+                    self._audio_so_far().samples, self._detector.options.threshold, self._early))
         elif event is TurnEvent.TURN_ENDED:
-            turn = SpokenTurn(self._audio_so_far(), self._last_speech_at, now, self._early)
+            self._check = None
+            turn = SpokenTurn(self._audio_so_far(), self._last_speech_at, now, self._early,
+                              ended_by=self._ended_by())
+            self._ended_by_model = False
             self._early = None
             self._reset_turn_audio()
             with self._lock:
@@ -173,6 +211,30 @@ class CozyReplyOnPause(ReplyOnPause):
                 if self.can_interrupt:
                     self.clear_queue()
                 self.event.set()
+            self._use_turn_options()
+
+    def _ended_by(self) -> str:
+        options = self._detector.options
+        if self._ended_by_model:
+            return self.judge.model.name if self.judge is not None else "model"
+        if self._detector.last_turn_s >= options.max_turn_s:
+            return "max length"
+        return "fallback silence" if options.smart and self.judge is not None else "silence"
+
+    def _verdict(self) -> list[TurnEvent]:
+        """End the turn once the model has said the user is done, if they still are silent."""
+        if self._check is None or not self._check[1].done():
+            return []
+        (pause, verdict), self._check = self._check, None
+        try:
+            finished = verdict.result().finished
+        except Exception:  # noqa: BLE001 - the fallback silence still ends the turn
+            log.warning("end-of-turn check failed; waiting for the fallback silence", exc_info=True)
+            return []
+        if not (finished and self._detector.in_pause(pause)):
+            return []
+        self._ended_by_model = True
+        return self._detector.end_now()
 
     def _replying(self) -> bool:
         return self.generator is not None
@@ -283,4 +345,8 @@ class CozyReplyOnPause(ReplyOnPause):
             self._pending = None
             self._interrupt = False
         self._detector.reset()
+        self._check = None
+        self._ended_by_model = False
+        if self.speculation is not None:
+            self.speculation.cancel()
         self._reset_turn_audio()

@@ -10,6 +10,8 @@ import re
 
 from orchestrator.sentences import SentenceSplitter
 
+FIRST_PIECE_WORDS = 7  # a first sentence with no early break is cut once this many words are in
+
 _MARKDOWN = re.compile(r"[*_`#>]+|\[(.*?)\]\((.*?)\)")
 
 
@@ -20,14 +22,19 @@ def clean_for_speech(text: str) -> str:
 
 
 class SentenceChunker:
-    def __init__(self, first_clause_words: int = 4, max_chars: int = 220):
-        self._splitter = SentenceSplitter(first_clause_words, max_chars)
+    def __init__(self, first_clause_words: int = 4, max_chars: int = 220,
+                 first_piece_words: int | None = FIRST_PIECE_WORDS):
+        self._splitter = SentenceSplitter(first_clause_words, max_chars, first_piece_words)
 
     def push(self, text: str) -> list[str]:
         return _spoken(self._splitter.push(text))
 
     def flush(self) -> list[str]:
         return _spoken(self._splitter.flush())
+
+    def push_whole(self, piece: str) -> list[str]:
+        """A piece already cut the same way (the moderation gate's): spoken as it is."""
+        return _spoken(self._splitter.push_whole(piece))
 
 
 def _spoken(pieces: list[str]) -> list[str]:

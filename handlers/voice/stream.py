@@ -6,10 +6,12 @@ from typing import Any
 from fastrtc import Stream
 
 from config import VoiceSettings
+from handlers.voice.end_of_turn import EndOfTurnJudge, TurnTakingPolicy
 from handlers.voice.reply_on_pause import CozyReplyOnPause
-from handlers.voice.turn_detector import TurnDetectorOptions
 from handlers.voice.identity import VoiceIdentities
 from handlers.voice.turn import VoiceTurnRunner
+from personas.cards import PersonaCatalog
+from providers.offline.end_of_turn import EndOfTurnModel
 from providers.offline.vad import SileroVad
 
 
@@ -26,15 +28,17 @@ def warm_fastrtc_resampling() -> None:
 
 def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSettings,
                        default_persona: str, identities: VoiceIdentities | None = None,
-                       rtc_configuration: Any = None) -> Stream:
-    turn_options = TurnDetectorOptions(
-        speech_probability=voice.speech_probability,
-        min_speech_s=voice.min_speech_s,
-        end_of_turn_silence_s=voice.end_of_turn_silence_s,
-        max_turn_s=voice.max_continuous_speech_s,
-    )
+                       rtc_configuration: Any = None, end_of_turn: EndOfTurnModel | None = None,
+                       personas: PersonaCatalog | None = None) -> Stream:
+    # Turn-taking per connection: server defaults, the persona's card, then the channel.
+    policy = TurnTakingPolicy(voice, have_model=end_of_turn is not None,
+                              persona_turn_taking=(lambda pid: personas.get(pid).turn_taking) if personas
+                              else (lambda _: None))
     warm_fastrtc_resampling()
-    handler = CozyReplyOnPause(runner, vad, turn_options, output_sample_rate=voice.output_sample_rate,
-                               default_persona=default_persona, identities=identities)
+    handler = CozyReplyOnPause(runner, vad, policy.options_for(default_persona, phone=False),
+                               output_sample_rate=voice.output_sample_rate,
+                               default_persona=default_persona, identities=identities,
+                               judge=EndOfTurnJudge(end_of_turn) if end_of_turn else None,
+                               turn_policy=policy)
     return Stream(handler, modality="audio", mode="send-receive", rtc_configuration=rtc_configuration,
                   concurrency_limit=voice.concurrency_limit, verbose=False)

@@ -1,8 +1,10 @@
 """One spoken turn: audio -> STT -> orchestrator (streamed) -> TTS per sentence -> audio.
 
 The model writes in a background thread while this generator speaks what is
-ready, so text generation and synthesis overlap. Whatever fails, the user hears
-a short apology instead of silence, and the connection stays usable.
+ready, so text generation and synthesis overlap; the first piece spoken is the
+first sentence's first clause (or first few words), so the voice starts before
+the model has finished its first sentence. Whatever fails, the user hears a short
+apology instead of silence, and the connection stays usable.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from fastrtc import AdditionalOutputs
 
 from providers.pcm import resample
 from handlers.voice.playback import PlaybackClock, SpokenReply
-from handlers.voice.sentences import SentenceChunker
+from handlers.voice.sentences import FIRST_PIECE_WORDS, SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
@@ -67,6 +69,9 @@ class SpokenTurn:
     speech_ended_at: float  # perf_counter when the last speech window arrived
     turn_detected_at: float
     early_transcript: Future | None = None  # transcribe_logged started during the pause
+    # What ended it: the end-of-turn model ("smart-turn-v3.2"), "silence" (a fixed pause),
+    # "fallback silence" (the model was not sure) or "max length"; the record keeps it.
+    ended_by: str = "silence"
 
 
 @dataclass
@@ -91,6 +96,13 @@ class Conversation:
 
     def outputs(self) -> AdditionalOutputs:
         return AdditionalOutputs(list(self.transcript), dict(self.last_turn))
+
+    def next_request(self, text: str = "", record: TurnRecord | None = None) -> TurnRequest:
+        """This connection's next turn as the orchestrator gets it (the speculative prefill
+        builds its prompt from the same request, so the two prompts match)."""
+        return TurnRequest(text=text, user_id=self.user_id, session_id=self.session_id,
+                           persona_id=self.persona_id, channel=self.channel, record=record,
+                           restart_missing_session=True)
 
 
 class ReplySpeech:
@@ -165,8 +177,11 @@ class ReplySpeech:
 class VoiceTurnRunner:
     def __init__(self, stt: SpeechToText, tts: TextToSpeech, orchestrator: ChatOrchestrator,
                  output_sample_rate: int, apology_tts: TextToSpeech | None = None,
-                 queue_position: Callable[[str], int | None] | None = None):
+                 queue_position: Callable[[str], int | None] | None = None, early_reply: bool = True):
         self.stt = stt
+        # Speak the first clause, think during the pause; False: the first sentence, whole,
+        # and nothing evaluated before the turn is taken (COZY_EARLY_REPLY=0, for comparison).
+        self.early_reply = early_reply
         self.queue_position = queue_position  # the local LLM's queue: how many go before a user
         self.tts = tts
         self.orchestrator = orchestrator
@@ -223,7 +238,7 @@ class VoiceTurnRunner:
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
         record = TurnRecord(conversation.channel)
-        record.add("endpointing", timings["endpointing_s"])
+        record.add("endpointing", timings["endpointing_s"], provider="local", model=turn.ended_by)
         conversation.turns += 1
         conversation.last_turn = {"stages_s": timings, "providers": {}, "turn": conversation.turns, "tools": [],
                                   "turn_starts_at": len(conversation.transcript)}
@@ -277,10 +292,7 @@ class VoiceTurnRunner:
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
                timings: dict[str, float], record: TurnRecord) -> Iterator[Any]:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
-        request = TurnRequest(text=text, user_id=conversation.user_id,
-                              session_id=conversation.session_id,
-                              persona_id=conversation.persona_id, channel=conversation.channel, record=record,
-                              restart_missing_session=True)
+        request = conversation.next_request(text, record)
         pieces: queue.Queue = queue.Queue()
         cancelled = threading.Event()
         writer = threading.Thread(target=self._write_reply, args=(request, pieces, cancelled),
@@ -392,7 +404,7 @@ class VoiceTurnRunner:
         return speech
 
     def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: threading.Event) -> None:
-        chunker = SentenceChunker()
+        chunker = SentenceChunker(first_piece_words=FIRST_PIECE_WORDS if self.early_reply else None)
 
         def put_pieces(new_pieces: list[str]) -> None:
             for piece in new_pieces:
@@ -408,7 +420,8 @@ class VoiceTurnRunner:
                     items.close()
                     break
                 if isinstance(item, TurnDelta):
-                    put_pieces(chunker.push(item.text))
+                    put_pieces(chunker.push_whole(item.text) if item.whole and self.early_reply
+                               else chunker.push(item.text))
                 elif isinstance(item, TurnToolResult):
                     pieces.put(("tool", item))
                 elif isinstance(item, TurnDone):

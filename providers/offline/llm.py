@@ -3,6 +3,12 @@
 One `Llama` object per process, behind a lock: it keeps the previous prompt's
 KV cache, so a follow-up turn that repeats the same system prompt and history
 only evaluates the new tokens. That reuse is most of a fast second turn.
+
+`prefill` evaluates a prompt ahead of its turn (a voice turn's words are known
+during the pause, before the turn is taken): it only runs when the model is
+free, and stops at the next chunk of tokens when it is cancelled or anyone asks
+the model for a real reply. What it evaluated stays in the KV cache, so a turn
+whose prompt begins the same way starts from there.
 """
 from __future__ import annotations
 
@@ -128,6 +134,13 @@ def compact_prompt_cache(capacity_bytes: int) -> Any:
     return CompactPromptCache(capacity_bytes=capacity_bytes)
 
 
+PREFILL_CHUNK_TOKENS = 64  # how far a speculative prefill runs before it looks at its cancel flag
+
+
+class _PrefillStopped(Exception):
+    """A speculative prefill gave the model back (cancelled, or a real reply wants it)."""
+
+
 class TokenCounter:
     """Counts a call's tokens with the model's own tokenizer.
 
@@ -185,10 +198,21 @@ class LlamaChatModel:
         self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
         self._tokens = TokenCounter(self._llm)  # read under the lock: one call at a time
         self._lock = threading.Lock()
+        self._wanted = 0  # real replies waiting for the lock: a prefill gives way to them
+        self._wanted_lock = threading.Lock()
+
+    def _want(self, delta: int) -> None:
+        with self._wanted_lock:
+            self._wanted += delta
 
     def stream(self, messages: list[dict[str, Any]], options: ChatOptions,
                cancelled: CancelFlag | None = None) -> Iterator[ChatDelta]:
-        with self._lock:
+        self._want(1)
+        try:
+            self._lock.acquire()
+        finally:
+            self._want(-1)
+        try:
             self._tokens.reset()
             tools = compact_tools(options.tools)
             done = yield from self._complete(messages, options, tools, cancelled)
@@ -200,13 +224,18 @@ class LlamaChatModel:
             yield ChatDelta(tool_calls=tuple(done.calls), finish_reason=finish_reason or "stop",
                             prompt_tokens=self._tokens.prompt_tokens,
                             completion_tokens=self._tokens.completion_tokens)
+        finally:
+            self._lock.release()
+
+    def _prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages as the chat template gets them (a real reply and its prefill alike)."""
+        noted = tools and not self._tool_note_in_template
+        return _for_template(_with_tool_note(messages) if noted else messages)
 
     def _complete(self, messages: list[dict[str, Any]], options: ChatOptions, tools: list[dict[str, Any]],
                   cancelled: CancelFlag | None) -> Generator[ChatDelta, None, _Completion]:
-        noted = tools and not self._tool_note_in_template
-        prompt = _for_template(_with_tool_note(messages) if noted else messages)
         chunks = self._llm.create_chat_completion(
-            messages=prompt, stream=True, temperature=options.temperature, max_tokens=options.max_tokens,
+            messages=self._prompt(messages, tools), stream=True, temperature=options.temperature, max_tokens=options.max_tokens,
             tools=tools or None, grammar=tool_grammar(tools) if self.tool_grammar else None,
         )
         parser = ToolCallParser({t["function"]["name"] for t in tools})
@@ -238,6 +267,36 @@ class LlamaChatModel:
         """Evaluate a prompt prefix ahead of time, so the first real turn starts warm."""
         for _ in self.stream(messages, ChatOptions(max_tokens=1, temperature=0, tools=tools)):
             pass
+
+    def prefill(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                cancelled: CancelFlag) -> bool:
+        """Evaluate the prompt a reply to `messages` would start with (`tools` as the turn
+        will offer them), if the model is free; True when all of it was evaluated.
+
+        Nothing is generated that anyone sees: one token is sampled and dropped, so the
+        evaluated prompt lands in the RAM prompt cache like a real call's."""
+        if not self._lock.acquire(blocking=False):
+            return False  # someone's reply is running: speculation never delays it
+        evaluate = self._llm.eval
+
+        def eval_while_unwanted(tokens: Any) -> None:
+            for start in range(0, len(tokens), PREFILL_CHUNK_TOKENS):
+                if cancelled.is_set() or self._wanted:
+                    raise _PrefillStopped()
+                evaluate(tokens[start:start + PREFILL_CHUNK_TOKENS])
+
+        self._llm.eval = eval_while_unwanted  # llama-cpp evaluates a prompt in one call otherwise
+        try:
+            compact = compact_tools(tools)
+            for _ in self._llm.create_chat_completion(messages=self._prompt(messages, compact), stream=True,
+                                                      max_tokens=1, temperature=0, tools=compact or None):
+                pass
+            return True
+        except _PrefillStopped:
+            return False
+        finally:
+            del self._llm.eval
+            self._lock.release()
 
     def warmup(self) -> None:
         for _ in self.stream([{"role": "user", "content": "Hi"}], ChatOptions(max_tokens=1)):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from config import Settings
 from providers import model_files
+from providers.offline.end_of_turn import SmartTurn, load_smart_turn
 from providers.offline.llm import LlamaChatModel
 from providers.offline.stt import WhisperSTT
 from providers.offline.tts import EspeakTTS, PiperTTS
@@ -23,6 +24,8 @@ class OfflineModels:
     tts: PiperTTS
     espeak: EspeakTTS
     llm: LlamaChatModel
+    end_of_turn: SmartTurn | None = None  # None: turns end on silence alone
+
 
 
 def load_offline_models(settings: Settings, progress: Callable[[str], None] = log.info) -> OfflineModels:
@@ -33,10 +36,16 @@ def load_offline_models(settings: Settings, progress: Callable[[str], None] = lo
     def step(index: int, what: str) -> None:
         progress(f"[{index}/{steps}] {what} ({time.perf_counter() - began:.1f}s)")
 
-    step(1, "voice activity detector")
+    step(1, "voice activity and end-of-turn detectors")
     vad = SileroVad(model_files.resolve("silero-vad-v5", settings.models_dir, m.vad_path, progress),
                     threshold=settings.voice.speech_probability)
     vad.warmup()
+    try:
+        end_of_turn_path, end_of_turn_error = model_files.resolve(
+            "smart-turn-v3.2", settings.models_dir, m.end_of_turn_path, progress), ""
+    except model_files.ModelFileError as exc:  # the voice still works, on silence alone
+        end_of_turn_path, end_of_turn_error = None, str(exc)
+    end_of_turn = load_smart_turn(end_of_turn_path, end_of_turn_error)
 
     step(2, "speech recognition (Whisper tiny.en)")
     stt_model = model_files.resolve("whisper-tiny.en", settings.models_dir, m.stt_path, progress)
@@ -57,4 +66,4 @@ def load_offline_models(settings: Settings, progress: Callable[[str], None] = lo
     step(5, "warming the language model")
     llm.warmup()
     progress(f"models ready in {time.perf_counter() - began:.1f}s")
-    return OfflineModels(vad=vad, stt=stt, tts=tts, espeak=espeak, llm=llm)
+    return OfflineModels(vad=vad, stt=stt, tts=tts, espeak=espeak, llm=llm, end_of_turn=end_of_turn)

@@ -11,9 +11,28 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
+
+LEAD_IN_SAMPLES = 4800  # silence before the speech, at 16 kHz
+
+
+class _TimedTrack(MediaStreamTrack):
+    """The player's audio, noting when the frame holding the speech's last sample goes out."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, speech_ends_s: float, sent_at: list[float]):
+        super().__init__()
+        self.source, self.speech_ends_s, self.sent_at = source, speech_ends_s, sent_at
+
+    async def recv(self):
+        frame = await self.source.recv()
+        if not self.sent_at and frame.pts is not None and (frame.pts + frame.samples) * frame.time_base >= \
+                self.speech_ends_s:
+            self.sent_at.append(time.perf_counter())
+        return frame
 
 
 async def webrtc_turn(base_url: str, speech_16k: np.ndarray, trailing_silence_s: float = 8.0,
@@ -21,12 +40,13 @@ async def webrtc_turn(base_url: str, speech_16k: np.ndarray, trailing_silence_s:
     """Play `speech` (then silence) into a WebRTC call; return what came back.
 
     The result has `audio` (mono int16 at 48 kHz, as Opus decodes it), the data
-    channel `messages`, and the server-sent `events` (transcripts).
+    channel `messages`, the server-sent `events` (transcripts), and perf_counter times:
+    `speech_ended_at` (the speech's last frame sent) and `first_audio_at`.
     """
     webrtc_id = uuid.uuid4().hex
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "turn.wav"
-        padded = np.concatenate([np.zeros(4800, np.int16), speech_16k,
+        padded = np.concatenate([np.zeros(LEAD_IN_SAMPLES, np.int16), speech_16k,
                                  np.zeros(int(16_000 * trailing_silence_s), np.int16)])
         sf.write(wav, padded, 16_000, subtype="PCM_16")
         player = MediaPlayer(str(wav))
@@ -58,7 +78,8 @@ async def webrtc_turn(base_url: str, speech_16k: np.ndarray, trailing_silence_s:
         def on_track(track) -> None:
             recorders.append(asyncio.ensure_future(record(track)))
 
-        pc.addTrack(player.audio)
+        speech_sent_at: list[float] = []
+        pc.addTrack(_TimedTrack(player.audio, (LEAD_IN_SAMPLES + len(speech_16k)) / 16_000, speech_sent_at))
         await pc.setLocalDescription(await pc.createOffer())
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             answer = (await client.post("/voice/webrtc/offer", json={
@@ -89,4 +110,5 @@ async def webrtc_turn(base_url: str, speech_16k: np.ndarray, trailing_silence_s:
         await pc.close()
     audio = np.concatenate(received) if received else np.zeros(0, np.int16)
     return {"audio": audio, "messages": messages, "events": events,
-            "first_audio_at": first_audio_at[0] if first_audio_at else None}
+            "first_audio_at": first_audio_at[0] if first_audio_at else None,
+            "speech_ended_at": speech_sent_at[0] if speech_sent_at else None}

@@ -1,0 +1,130 @@
+"""Thinking during the pause: the local model reads the reply's prompt while the user is
+silent. A turn that is taken starts from it; one the user talks on through leaves nothing."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastrtc import AdditionalOutputs
+
+from config import Settings
+from handlers.voice.reply_on_pause import CozyReplyOnPause
+from handlers.voice.turn import VoiceTurnRunner
+from handlers.voice.turn_detector import TurnDetectorOptions
+from orchestrator.services import build_chat_services
+from personas.cards import PersonaCatalog
+from providers.base import ChatOptions
+from tests.clients.voice_ws import espeak_clip
+
+PERSONAS = Path(__file__).resolve().parent.parent / "personas"
+FRAME = 320  # 20 ms at 16 kHz
+QUESTION = "what is the capital of France"
+
+
+@pytest.fixture
+def voice(whisper, piper, fast_llm, vad, tmp_path):
+    """A connection's handler on real models and a real database; every reported turn
+    record is kept in `records`."""
+    records = []
+    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm,
+                                   on_record=records.append)
+    runner = VoiceTurnRunner(whisper, piper, services.orchestrator, 24_000)
+    handler = CozyReplyOnPause(runner, vad, TurnDetectorOptions(), default_persona="concise").copy()
+    handler._clear_queue = lambda: None
+    handler.services, handler.records = services, records
+    yield handler
+    services.close()
+
+
+def feed(handler, samples: np.ndarray) -> None:
+    for start in range(0, len(samples), FRAME):
+        handler.receive((16_000, samples[start:start + FRAME].reshape(1, -1)))
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(16_000 * seconds), np.int16)
+
+
+def wait_for(condition, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def pause_until_prefilled(handler):
+    """Say the question and fall silent long enough for the early transcript (not for the
+    turn to end): the prefill runs; returns it once it has stopped."""
+    feed(handler, np.concatenate([espeak_clip(QUESTION), silence(0.25)]))
+    speculation = handler.speculation.current
+    assert speculation is not None, "a pause must start a speculative prefill"
+    assert speculation.finished.wait(120)
+    return speculation
+
+
+def reply(handler, timeout_s: float = 60) -> list:
+    outputs, deadline, started = [], time.monotonic() + timeout_s, False
+    while time.monotonic() < deadline:
+        output = handler.emit()
+        started = started or handler.generator is not None
+        if output is None and started and handler.generator is None:
+            break
+        if isinstance(output, AdditionalOutputs):
+            outputs.append(output.args)
+    return outputs
+
+
+def test_a_prefill_the_user_talks_on_through_leaves_no_trace(voice):
+    speculation = pause_until_prefilled(voice)
+    assert speculation.outcome == "evaluated" and "france" in speculation.request.text.lower()
+    feed(voice, espeak_clip("and also of Spain"))  # they were not done: the prefill was for nothing
+    assert speculation.cancelled.is_set()
+    voice.reset()  # the call ends before the turn does
+
+    services = voice.services
+    assert services.learner.wait_idle()
+    assert services.conversations.sessions("local") == []  # no conversation opened, no message kept
+    assert services.memory.list("local") == [] and services.profile.get("local") == {}
+    assert voice.records == [] and services.usage.rows("local") == []  # no turn recorded, nothing billed
+    assert voice.conversation.transcript == [] and voice.conversation.session_id is None
+
+
+def test_a_taken_turn_starts_from_the_prefilled_prompt(voice, fast_llm):
+    speculation = pause_until_prefilled(voice)
+    assert speculation.outcome == "evaluated"
+    prefilled = list(fast_llm._llm.input_ids[:fast_llm._llm.n_tokens])
+    feed(voice, silence(0.5))  # the turn ends
+    outputs = reply(voice)
+    transcript, _ = outputs[-1]
+    assert transcript[-1]["role"] == "assistant" and transcript[-1]["content"]
+    llm = [stage for stage in voice.records[-1].all("llm")]
+    # The real prompt is the prefilled one, token for token, so llama.cpp evaluated nothing again.
+    assert llm and llm[0].tokens_in == len(prefilled)
+    assert list(fast_llm._llm.input_ids[:len(prefilled)]) == prefilled
+
+
+def test_a_cancelled_prefill_stops_between_chunks_on_a_prefix_the_reply_reuses(fast_llm):
+    messages = [{"role": "system", "content": "You answer in one short sentence. " * 20},
+                {"role": "user", "content": "What do bees make?"}]
+    options = ChatOptions(max_tokens=12, temperature=0)
+    list(fast_llm.stream([{"role": "user", "content": "Hello there"}], options))  # the model holds another prompt
+
+    class CancelledAfterFirstChunk:
+        checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 1
+
+    flag = CancelledAfterFirstChunk()
+    assert fast_llm.prefill(messages, [], flag) is False
+    assert flag.checks == 2  # one chunk evaluated, then it gave the model back
+    partial = list(fast_llm._llm.input_ids[:fast_llm._llm.n_tokens])
+    deltas = list(fast_llm.stream(messages, options))
+    prompt_tokens = deltas[-1].prompt_tokens
+    # It stopped part-way through the prompt, and what it had evaluated is the prompt's own start.
+    assert len(partial) < prompt_tokens
+    assert list(fast_llm._llm.input_ids[:len(partial)]) == partial
+    assert "".join(d.text or "" for d in deltas).strip()
