@@ -16,6 +16,10 @@ import re
 
 _SENTENCE_END = re.compile(r"([.!?…]+[\"')\]]*)(\s+|$)")
 _CLAUSE_END = re.compile(r"([,;:—–]+)(\s+)")
+# Chinese marks need no space after them (there is none) and are never decimals: cut at once.
+_CJK_SENTENCE_END = re.compile(r"[。！？]+[”’」』）]*\s*")
+_CJK_CLAUSE_END = re.compile(r"[，；：、]+\s*")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WHOLE_WORD = re.compile(r"\S+\s+")  # a word the model has finished (whitespace came after it)
 _KEPT_FOR_NEXT = 2  # words that must follow a cut by count, so the next piece is not one word
 _FEWEST_WORDS = 3  # in a first piece cut by count
@@ -32,6 +36,12 @@ _ENDS_SENTENCE = re.compile(r"[.!?…]+[\"')\]]*\s*$")
 def ends_sentence(piece: str) -> bool:
     """Whether a piece closes its sentence (a first clause does not)."""
     return bool(_ENDS_SENTENCE.search(piece))
+
+
+def _words(text: str) -> float:
+    """Words in `text`; two Chinese characters count as one (a typical Mandarin word)."""
+    chinese = len(_CJK.findall(text))
+    return len(_CJK.sub(" ", text).split()) + chinese / 2
 
 
 class SentenceSplitter:
@@ -65,12 +75,16 @@ class SentenceSplitter:
         match = _SENTENCE_END.search(self._buffer)
         # "3.5" or "e.g." mid-stream: a sentence end needs whitespace after it,
         # which the regex demands unless the buffer ends there (wait for more).
-        if match and match.end(2) > match.end(1):
-            return match.end(2)
+        ends = [match.end(2)] if match and match.end(2) > match.end(1) else []
+        if (chinese := _CJK_SENTENCE_END.search(self._buffer)) is not None:
+            ends.append(chinese.end())
+        if ends:
+            return min(ends)
         if self._first:
-            for clause in _CLAUSE_END.finditer(self._buffer):
-                if len(self._buffer[:clause.end(1)].split()) >= self._first_clause_words:
-                    return clause.end(2)
+            for clause in sorted([*_CLAUSE_END.finditer(self._buffer), *_CJK_CLAUSE_END.finditer(self._buffer)],
+                                 key=lambda c: c.start()):
+                if _words(self._buffer[:clause.start()]) >= self._first_clause_words:
+                    return clause.end()
             if self._first_piece_words is not None:
                 cut = self._cut_by_words()
                 if cut is not None:

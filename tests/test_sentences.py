@@ -1,4 +1,5 @@
 from handlers.voice.sentences import SentenceChunker, clean_for_speech
+from orchestrator.sentences import SentenceSplitter
 
 
 def chunk(text: str, step: int = 3) -> list[str]:
@@ -25,3 +26,17 @@ def test_markdown_is_not_read_aloud():
 def test_a_very_long_sentence_is_split_at_a_word():
     pieces = chunk("word " * 100)
     assert all(len(p) <= 220 for p in pieces) and " ".join(pieces).split() == ["word"] * 100
+
+
+def test_chinese_is_cut_at_its_own_marks_with_no_space_after_them():
+    splitter = SentenceSplitter()
+    pieces = [p for ch in "法国的首都是巴黎，那里有埃菲尔铁塔。它很美！你去过吗？" for p in splitter.push(ch)]
+    assert pieces == ["法国的首都是巴黎，", "那里有埃菲尔铁塔。", "它很美！", "你去过吗？"]
+    assert splitter.push("你好，") == [] and splitter.flush() == ["你好，"]  # too short a first clause to cut
+
+
+def test_english_and_chinese_mixed_keep_every_character():
+    splitter = SentenceSplitter()
+    text = "Paris is the capital. 巴黎是首都。 It is 3.5 km wide"
+    pieces = splitter.push(text) + splitter.flush()
+    assert "".join(pieces) == text and pieces[1] == "巴黎是首都。 "
