@@ -325,7 +325,11 @@ def test_a_spoken_turn_shows_its_state_and_the_reply_as_it_is_spoken(playwright,
             expect(conversation_entries(page)).to_have_count(1)
             close_dropdown(page)
             order = [s for s in seen["states"] if s in ("Heard you", "Thinking", "Speaking")]
-            assert order.index("Heard you") < order.index("Thinking") < order.index("Speaking"), seen
+            # "Heard you" lasts while the words are transcribed; when the pause already transcribed
+            # them (the end-of-turn check waits for those words), "Thinking" follows within a
+            # millisecond and the page may show only that.
+            assert order.index("Thinking") < order.index("Speaking"), seen
+            assert "Heard you" not in order or order.index("Heard you") < order.index("Thinking"), seen
             assert seen["replyWhileSpeaking"], seen
             _, answers = transcript_messages(page)
             expect(answers.last).to_have_text(re.compile(r"\w"))
