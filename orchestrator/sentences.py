@@ -30,7 +30,7 @@ _JOINERS = frozenset("and but or so because which who that when where while with
 _CLINGERS = frozenset("the a an my your his her its our their this these those of to very".split())
 
 
-_ENDS_SENTENCE = re.compile(r"[.!?…]+[\"')\]]*\s*$")
+_ENDS_SENTENCE = re.compile(r"(?:[.!?…]+[\"')\]]*|[。！？]+[”’」』）]*)\s*$")
 
 
 def ends_sentence(piece: str) -> bool:

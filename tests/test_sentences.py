@@ -40,3 +40,10 @@ def test_english_and_chinese_mixed_keep_every_character():
     text = "Paris is the capital. 巴黎是首都。 It is 3.5 km wide"
     pieces = splitter.push(text) + splitter.flush()
     assert "".join(pieces) == text and pieces[1] == "巴黎是首都。 "
+
+
+def test_a_chinese_sentence_piece_closes_its_sentence_for_moderation():
+    from orchestrator.sentences import ends_sentence
+
+    assert ends_sentence("那里有埃菲尔铁塔。") and ends_sentence("你去过吗？") and ends_sentence("It is. ")
+    assert not ends_sentence("法国的首都是巴黎，") and not ends_sentence("The sky on a clear day ")
