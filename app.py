@@ -37,7 +37,7 @@ from handlers.api.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moder
                               register_provider_chains)
 from handlers.api.request_id import configure_logging  # noqa: E402
 from handlers.voice.stream import build_voice_stream  # noqa: E402
-from handlers.voice.turn import VoiceTurnRunner  # noqa: E402
+from handlers.voice.turn import VoiceTurnRunner, greeting_audio  # noqa: E402
 from handlers.voice.identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
 from handlers.voice.slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
 from handlers.voice.websocket_guard import build_guard_routes  # noqa: E402
@@ -46,9 +46,9 @@ from handlers.phone.fastphone import start_fastphone  # noqa: E402
 from handlers.tracing import TurnTracer  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
-from providers.chains import build_chains  # noqa: E402
+from providers.chains import PersonaModels, build_chains  # noqa: E402
 from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT  # noqa: E402
-from providers.offline.loader import load_offline_models  # noqa: E402
+from providers.offline.loader import load_offline_models, local_models  # noqa: E402
 from space.offline_assets import OfflinePageMiddleware  # noqa: E402
 from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
@@ -81,6 +81,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
 
     services = build_chat_services(settings, personas, llm, on_moderation_flag=count_moderation_flag,
                                    on_record=on_record)
+    services.orchestrator.model_for = PersonaModels(os.environ, llm, local_models(settings, models.llm, queues["llm"]))
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
     progress("starting tool servers")
@@ -104,6 +105,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice,
                                 end_of_turn=models.end_of_turn, personas=personas)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
+    models.preload_later()  # the multilingual Whisper and Kokoro, while the server starts answering
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
     slots = VoiceSlots(settings.voice.concurrency_limit)
     guard_webrtc_offers(stream, slots)
@@ -138,7 +140,10 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     access = PageAccess(browser, identities, limiter, settings.visitor_limits.upload_bytes,
                         login_button=settings.hf_oauth,
                         voice_note=NO_TURN_NOTE if settings.public and ice is None else "",
-                        queue_position=queues["llm"].position)
+                        queue_position=queues["llm"].position,
+                        is_admin=lambda user: user in settings.api.admins or (
+                            not settings.public and not authenticator.config.enabled and user == LOCAL_USER),
+                        speak=lambda persona: greeting_audio(tts, persona, settings.voice.output_sample_rate))
     blocks = build_ui(stream, services, personas, model_names, gateway, audit, access,
                       guard_voice=lambda component: guard_webrtc_offers(component, slots))
     stream.ui = blocks

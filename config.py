@@ -323,6 +323,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     db_path: Path | None = None  # None: <data_dir>/cozy.duckdb
+    models_path: Path | None = None  # joined and unpacked models; None: <data_dir>/models
     secret: str | None = field(default=None, repr=False)  # signs voice tokens; None: a key made in data_dir
     # Public mode: every visitor is an identity of their own (space/visitors.py); on a
     # Hugging Face Space (SYSTEM=spaces) it is always on.
@@ -339,7 +340,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.models_path or self.data_dir / "models"
 
     @property
     def database_path(self) -> Path:
@@ -355,6 +356,7 @@ class Settings:
             host=host,
             port=port,
             data_dir=_env_path("COZY_DATA_DIR", cls.data_dir),
+            models_path=_env_path("COZY_MODELS_DIR", None),
             personas_dir=_env_path("COZY_PERSONAS_DIR", cls.personas_dir),
             default_persona=os.environ.get("COZY_DEFAULT_PERSONA", cls.default_persona),
             voice=VoiceSettings.from_env(),

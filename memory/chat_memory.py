@@ -79,6 +79,17 @@ class LocalChatMemory:
             stored += 1
         return stored
 
+    @staticmethod
+    def purge_expired(cursor) -> int:
+        """Delete memories past their persona's retention_days (recall already hides them:
+        this is what makes the retention promise true on disk). Runs in a write transaction."""
+        expired = "SELECT id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= current_timestamp"
+        count = cursor.execute(f"SELECT count(*) FROM ({expired})").fetchone()[0]
+        if count:
+            cursor.execute(f"DELETE FROM memory_terms WHERE memory_id IN ({expired})")
+            cursor.execute(f"DELETE FROM memories WHERE id IN ({expired})")
+        return count
+
     def forget_all(self, user_id: str) -> None:
         def work(cursor) -> None:
             cursor.execute("DELETE FROM memory_terms WHERE user_id = ?", [user_id])

@@ -71,13 +71,43 @@ _RULES: list[tuple[re.Pattern, callable]] = [
 ]
 
 
+# Chinese: no spaces between words, so a phrase ends at punctuation, a space or the next
+# clause's "我"; the memories read in Chinese, as the user said them.
+_ZH_END = r"(?=[，。！？；、,.!?;\s]|我|但|因为|所以|$)"
+_ZH_PHRASE = r"([^，。！？；、,.!?;\s]{1,30}?)"
+_ZH_QUESTION = re.compile(r"什么|谁|啥|哪|吗|呢|几|多少")
+
+
+def _unless_question(build):
+    """"我叫什么名字" asks; it does not tell."""
+    return lambda m: None if _ZH_QUESTION.search(m[1]) else build(m)
+
+
+_RULES_ZH: list[tuple[re.Pattern, callable]] = [
+    (re.compile(r"(?:我叫|我的名字是|我的名字叫|我名叫|叫我)([\u4e00-\u9fff]{1,4}?|[A-Za-z][A-Za-z'\-]{1,30})" + _ZH_END),
+     _unless_question(lambda m: Fact("name", f"名字是{m[1]}", "name", m[1]))),
+    (re.compile(r"我(?:很|非常|特别|最|真的)?(?:喜欢|爱|热爱)" + _ZH_PHRASE + _ZH_END),
+     _unless_question(lambda m: Fact("preferences", f"喜欢{m[1]}", "likes", m[1]))),
+    (re.compile(r"我(?:不喜欢|讨厌|受不了)" + _ZH_PHRASE + _ZH_END),
+     _unless_question(lambda m: Fact("preferences", f"不喜欢{m[1]}", "dislikes", m[1]))),
+    (re.compile(r"我(?:住在|生活在)" + _ZH_PHRASE + _ZH_END),
+     _unless_question(lambda m: Fact("facts", f"住在{m[1]}", "location", m[1]))),
+    (re.compile(r"我(?:来自|是从)" + _ZH_PHRASE + r"(?:来的)?" + _ZH_END),
+     _unless_question(lambda m: Fact("facts", f"来自{m[1]}", "hometown", m[1]))),
+    (re.compile(r"我(?:今年)?(\d{1,3})岁"),
+     lambda m: Fact("facts", f"今年{m[1]}岁", "age", m[1])),
+    (re.compile(r"我(?:是|当)(?:一名|一个)?" + r"([^，。！？；、,.!?;\s]{1,12}?)" + r"(?=[，。！？；、,.!?;\s]|$)"),
+     _unless_question(lambda m: Fact("facts", f"是{m[1]}", "work", m[1]) if m[1].endswith(("师", "生", "员", "家", "者")) else None)),
+]
+
+
 def extract_facts(text: str) -> list[Fact]:
     facts: list[Fact] = []
     seen: set[str] = set()
-    for pattern, build in _RULES:
+    for pattern, build in (*_RULES, *_RULES_ZH):
         for match in pattern.finditer(text):
             fact = build(match)
-            if fact.memory.lower() not in seen:
+            if fact is not None and fact.memory.lower() not in seen:
                 seen.add(fact.memory.lower())
                 facts.append(fact)
     return facts

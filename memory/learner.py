@@ -17,6 +17,7 @@ from personas.cards import MemoryPolicy, PersonaCatalog, PersonaError
 from storage.database import Database
 
 log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600.0  # expired memories are deleted at start and then hourly
 
 
 class MemoryLearner:
@@ -65,11 +66,21 @@ class MemoryLearner:
             self.db.write(work)
         return len(rows)
 
+    def purge_expired(self) -> int:
+        purged = self.db.write(LocalChatMemory.purge_expired)
+        if purged:
+            log.info("deleted %d memories past their retention", purged)
+        return purged
+
     def _run(self) -> None:
+        purge_due = 0.0
         while True:
-            self._wake.wait()
+            self._wake.wait(timeout=PURGE_EVERY_S)
             self._wake.clear()
             try:
+                if time.monotonic() >= purge_due:
+                    purge_due = time.monotonic() + PURGE_EVERY_S
+                    self.purge_expired()
                 while self.process_pending():
                     pass
             except Exception:

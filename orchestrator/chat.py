@@ -113,9 +113,11 @@ class ChatOrchestrator:
                  context: ContextGatherer, learner: MemoryLearner | None = None,
                  tools: ToolRunner | None = None, context_budget_tokens: int = 3000,
                  moderation: ModerationGate | None = None, on_record: OnRecord | None = None,
-                 budget: Budget | None = None, prices: Pricing | None = None):
+                 budget: Budget | None = None, prices: Pricing | None = None,
+                 model_for: Callable[[str | None], ChatModel] | None = None):
         self.personas = personas
         self.model = model
+        self.model_for = model_for  # a persona's `model:` -> its chain (providers/chains.PersonaModels)
         self.conversations = conversations
         self.context = context
         self.learner = learner
@@ -138,7 +140,10 @@ class ChatOrchestrator:
         tools = self.select_tools(PreparedTurn(TurnRequest(text="", persona_id=persona.id, channel=channel),
                                                "", persona, self.model, TurnRecord(channel)),
                                   always=True) if with_tools else []
-        prime([{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": "Hi"}], tools)
+        examples = [{"role": role, "content": text} for pair in persona.examples
+                    for role, text in zip(("user", "assistant"), pair)]
+        prime([{"role": "system", "content": persona.system_prompt}, *examples, {"role": "user", "content": "Hi"}],
+              tools)
 
     # 1. prepare: who, which session, which persona, which model
     def prepare(self, request: TurnRequest) -> PreparedTurn:
@@ -149,7 +154,14 @@ class ChatOrchestrator:
             raise OverBudget(refusal)
         persona = self.personas.get(request.persona_id)
         session_id = self.resolve_session(request, persona.id)
-        return PreparedTurn(request, session_id, persona, self.model, request.record or TurnRecord(request.channel))
+        return PreparedTurn(request, session_id, persona, self.model_of(persona),
+                            request.record or TurnRecord(request.channel))
+
+    def model_of(self, persona: Persona) -> ChatModel:
+        """The model this persona's turns use: the one its card pins, else the server's."""
+        if persona.model and self.model_for is not None:
+            return self.model_for(persona.model)
+        return self.model
 
     def budget_refusal(self, user_id: str) -> str | None:
         """Why this user gets no reply today (their daily budget is used), or None. A voice
@@ -204,7 +216,7 @@ class ChatOrchestrator:
         options = ChatOptions(
             temperature=turn.persona.temperature if request.temperature is None else request.temperature,
             max_tokens=request.max_tokens or turn.persona.max_reply_tokens,
-            tools=tools, requester=request.user_id)
+            tools=tools, requester=request.user_id, seed=request.seed)
         client_tool_names = {t.get("function", {}).get("name") for t in turn.request.client_tools}
         started = time.perf_counter()
         messages = list(messages)
@@ -345,7 +357,8 @@ class ChatOrchestrator:
         refused = False
         message_id = None
         try:
-            generated = self.generate(turn, bundle.messages, tools, metrics, cancelled)
+            messages = bundle.without_examples() if tools else bundle.messages
+            generated = self.generate(turn, messages, tools, metrics, cancelled)
             for item in self.moderation.screen_output(turn, generated, metrics):
                 if isinstance(item, str):
                     finish_reason = item

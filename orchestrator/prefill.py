@@ -31,9 +31,11 @@ def turn_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> tuple[l
         request = dataclasses.replace(request, conversation=[])
     persona = orchestrator.personas.get(request.persona_id)
     # A record of its own, never reported: the context phase times itself into it.
-    turn = PreparedTurn(request, request.session_id or "", persona, orchestrator.model, TurnRecord(request.channel))
+    turn = PreparedTurn(request, request.session_id or "", persona, orchestrator.model_of(persona),
+                        TurnRecord(request.channel))
     bundle, _ = orchestrator.gather_context(turn)
-    return bundle.messages, orchestrator.select_tools(turn)
+    tools = orchestrator.select_tools(turn)
+    return (bundle.without_examples() if tools else bundle.messages), tools
 
 
 def local_prefill(model: Any) -> Prefill | None:

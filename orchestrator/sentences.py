@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 
+from providers.languages import CJK
+
 _SENTENCE_END = re.compile(r"([.!?…]+[\"')\]]*)(\s+|$)")
 _CLAUSE_END = re.compile(r"([,;:—–]+)(\s+)")
 # Chinese marks need no space after them (there is none) and are never decimals: cut at once.
 _CJK_SENTENCE_END = re.compile(r"[。！？]+[”’」』）]*\s*")
 _CJK_CLAUSE_END = re.compile(r"[，；：、]+\s*")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WHOLE_WORD = re.compile(r"\S+\s+")  # a word the model has finished (whitespace came after it)
 _KEPT_FOR_NEXT = 2  # words that must follow a cut by count, so the next piece is not one word
 _FEWEST_WORDS = 3  # in a first piece cut by count
@@ -40,8 +41,8 @@ def ends_sentence(piece: str) -> bool:
 
 def _words(text: str) -> float:
     """Words in `text`; two Chinese characters count as one (a typical Mandarin word)."""
-    chinese = len(_CJK.findall(text))
-    return len(_CJK.sub(" ", text).split()) + chinese / 2
+    chinese = len(CJK.findall(text))
+    return len(CJK.sub(" ", text).split()) + chinese / 2
 
 
 class SentenceSplitter:

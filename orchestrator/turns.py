@@ -29,6 +29,7 @@ class TurnRequest:
     client_tools: list[dict[str, Any]] = field(default_factory=list)  # run by the client
     temperature: float | None = None  # None: the persona's
     max_tokens: int | None = None  # None: the persona's
+    seed: int | None = None  # an API client's `seed`: repeatable sampling
     # The user said yes to what they were asked to confirm (a dangerous tool call).
     # None: decided from their words ("yes", "go ahead"...), as a phone caller gives it.
     confirmed: bool | None = None

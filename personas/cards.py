@@ -6,6 +6,7 @@ not take every other persona down. Cards are cached and re-read when a file chan
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from providers.model_files import LOCAL_LLMS
 from providers.moderation.base import OFF, POLICIES, STANDARD
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,12 @@ class TurnTaking:
 
 
 END_OF_TURN_MODES = ("smart", "silence")
+# `voices:` keys: the offline engines (the first one on the card speaks offline) and the vendors.
+OFFLINE_VOICE_ENGINES = ("kokoro", "piper", "espeak")
+VENDOR_VOICES = ("openai", "elevenlabs")
+MODEL_VENDORS = ("openai", "groq")  # `model: vendor:model` (providers/chains.PersonaModels)
+AUTO = "auto"  # language: detect the spoken language each turn and answer in it
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,29 @@ class Persona:
     moderation: str = STANDARD  # strict | standard | off (providers/moderation/base.py)
     refusal: str = DEFAULT_REFUSAL  # said instead of a flagged input's answer or a flagged sentence
     turn_taking: TurnTaking = TurnTaking()
+    # How this persona answers, shown to the model: example exchanges (after the system prompt,
+    # in the prompt's cached head) and a reminder given next to each turn's words.
+    examples: tuple[tuple[str, str], ...] = ()  # (user, assistant)
+    reply_style: str = ""
 
     def voice_for(self, provider: str) -> str | None:
         return self.voices.get(provider)
+
+    @property
+    def speech_voice(self) -> str | None:
+        """This persona's voice for each TTS provider, as the chain takes it
+        ("offline=kokoro:af_heart,openai=nova"); None: every provider's default."""
+        entries = []
+        offline = next(((engine, v) for engine, v in self.voices.items() if engine in OFFLINE_VOICE_ENGINES), None)
+        if offline is not None:
+            entries.append(f"offline={offline[0]}:{offline[1]}")
+        entries += [f"{vendor}={v}" for vendor, v in self.voices.items() if vendor in VENDOR_VOICES]
+        return ",".join(entries) or None
+
+    @property
+    def stt_language(self) -> str | None:
+        """What speech recognition is told: None detects (language: auto)."""
+        return None if self.language == AUTO else self.language
 
 
 _REQUIRED_TEXT = ("id", "name", "system_prompt", "greeting")
@@ -101,10 +129,54 @@ def _turn_taking(source: Path, data: dict[str, Any]) -> TurnTaking:
     return TurnTaking(end_of_turn=mode, **numbers)
 
 
+MAX_EXAMPLES = 4
+MAX_REPLY_STYLE_CHARS = 300
+
+
+def _examples(source: Path, data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    raw = _field(source, data, "examples", list, [])
+    pairs = []
+    for item in raw:
+        if not (isinstance(item, dict) and set(item) == {"user", "assistant"}
+                and all(isinstance(v, str) and v.strip() for v in item.values())):
+            raise PersonaError(f"{source.name}: field 'examples' must be a list of {{user: ..., assistant: ...}}")
+        pairs.append((item["user"].strip(), item["assistant"].strip()))
+    if len(pairs) > MAX_EXAMPLES:
+        raise PersonaError(f"{source.name}: field 'examples' may hold at most {MAX_EXAMPLES} exchanges")
+    return tuple(pairs)
+
+
+def _reply_style(source: Path, data: dict[str, Any]) -> str:
+    style = " ".join(_field(source, data, "reply_style", str, "").split())
+    if len(style) > MAX_REPLY_STYLE_CHARS:
+        raise PersonaError(f"{source.name}: field 'reply_style' must be at most {MAX_REPLY_STYLE_CHARS} characters")
+    return style
+
+
+def _model(source: Path, data: dict[str, Any]) -> str | None:
+    """`model:` is a local model's name or "vendor:model", or several, comma-separated, tried in order."""
+    if data.get("model") is None:
+        return None
+    spec = _field(source, data, "model", str)
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    if not entries:
+        raise PersonaError(f"{source.name}: field 'model' is empty")
+    for entry in entries:
+        vendor, _, model = entry.partition(":")
+        if model and vendor not in MODEL_VENDORS:
+            raise PersonaError(f"{source.name}: field 'model' names an unknown vendor '{vendor}' "
+                               f"(use {', '.join(MODEL_VENDORS)})")
+        if not model and entry not in LOCAL_LLMS:
+            raise PersonaError(f"{source.name}: field 'model' names an unknown local model '{entry}' "
+                               f"(use {', '.join(LOCAL_LLMS)}, or vendor:model)")
+    return ", ".join(entries)
+
+
 def parse_card(source: Path, data: Any) -> Persona:
     if not isinstance(data, dict):
         raise PersonaError(f"{source.name}: a persona card must be a mapping of fields")
-    known = {"id", "name", "system_prompt", "greeting", "language", "voices", "temperature",
+    known = {"id", "name", "system_prompt", "greeting", "language", "voices", "temperature", "examples",
+             "reply_style",
              "max_reply_tokens", "allowed_tools", "memory", "model", "moderation", "refusal", "turn_taking"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -121,6 +193,14 @@ def parse_card(source: Path, data: Any) -> Persona:
     voices = _field(source, data, "voices", dict, {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in voices.items()):
         raise PersonaError(f"{source.name}: field 'voices' must map provider names to voice names")
+    unknown_voices = sorted(set(voices) - {*OFFLINE_VOICE_ENGINES, *VENDOR_VOICES})
+    if unknown_voices:
+        raise PersonaError(f"{source.name}: field 'voices' has unknown provider(s) {', '.join(unknown_voices)}; "
+                           f"use {', '.join((*OFFLINE_VOICE_ENGINES, *VENDOR_VOICES))}")
+    language = _field(source, data, "language", str, "en")
+    if language != AUTO and not _LANGUAGE_TAG.fullmatch(language):
+        raise PersonaError(f"{source.name}: field 'language' must be a BCP-47 tag (en, zh-CN) or 'auto', "
+                           f"got {language!r}")
     tools = _field(source, data, "allowed_tools", list, [])
     if not all(isinstance(t, str) for t in tools):
         raise PersonaError(f"{source.name}: field 'allowed_tools' must be a list of tool names")
@@ -145,16 +225,18 @@ def parse_card(source: Path, data: Any) -> Persona:
         name=_field(source, data, "name", str),
         system_prompt=_field(source, data, "system_prompt", str).strip(),
         greeting=_field(source, data, "greeting", str).strip(),
-        language=_field(source, data, "language", str, "en"),
+        language=language,
         voices=dict(voices),
         temperature=temperature,
         max_reply_tokens=max_tokens,
         allowed_tools=tuple(tools),
         memory=MemoryPolicy(tuple(str(r) for r in remember), retention),
-        model=_field(source, data, "model", str, None) if data.get("model") is not None else None,
+        model=_model(source, data),
         moderation=moderation,
         refusal=refusal,
         turn_taking=_turn_taking(source, data),
+        examples=_examples(source, data),
+        reply_style=_reply_style(source, data),
     )
 
 
@@ -178,6 +260,7 @@ class PersonaCatalog:
         self.default_id = default_id
         self.public = public
         self._lock = threading.Lock()
+        self.write_lock = threading.Lock()  # held by personas/editor.py while it changes a card
         self._stamp: tuple = ()
         self._personas: dict[str, Persona] = {}
         self._paths: dict[str, Path] = {}  # persona id -> its card file

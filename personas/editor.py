@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,9 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
 class PersonaEditor:
     def __init__(self, catalog: PersonaCatalog):
         self.catalog = catalog
-        self._lock = threading.Lock()  # one change at a time: create's "is the id free?" stays true
+        # One change at a time, whichever editor (the API's, the page's) makes it: create's
+        # "is the id free?" stays true until its card is written.
+        self._lock = catalog.write_lock
 
     def _validated(self, data: Any) -> Persona:
         if not isinstance(data, dict):
@@ -59,6 +60,10 @@ class PersonaEditor:
         if path is None:
             raise PersonaMissing(f"No persona '{persona_id}'.")
         return path, yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    def card(self, persona_id: str) -> dict[str, Any]:
+        """The card as written on disk (what an editor shows)."""
+        return self._card(persona_id)[1]
 
     def create(self, data: Any) -> Persona:
         with self._lock:

@@ -30,6 +30,7 @@ class ChatOptions:
     max_tokens: int = 256
     tools: list[dict[str, Any]] = field(default_factory=list)  # OpenAI function-tool schemas
     model: str | None = None  # a vendor model name; None means the provider's default
+    seed: int | None = None  # the same seed and prompt sample the same reply (None: random)
     # Who asks, for the fair queue of a local model; never sent to a vendor.
     requester: str | None = None
 
@@ -62,7 +63,7 @@ class ChatDelta:
 class SpeechToText(Protocol):
     name: str
 
-    def transcribe(self, audio: AudioClip, language: str = "en") -> str: ...
+    def transcribe(self, audio: AudioClip, language: str | None = "en") -> str: ...
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ keeps the assistant talking when the network is gone.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -136,3 +137,49 @@ def build_chains(env: Mapping[str, str], offline_llm: Any, offline_stt: Any, off
              tts_chain.provider_names)
     tts = CachedTTS(tts_chain, TtsCache(Path(cache_dir))) if cache_dir is not None else tts_chain
     return llm, stt, tts
+
+
+# A persona's `model:` entries: "vendor:model" for a cloud model, or a local model's name.
+_MODEL_VARIABLES = {"openai": "COZY_OPENAI_LLM_MODEL", "groq": "COZY_GROQ_LLM_MODEL"}
+
+
+class PersonaModels:
+    """The chat model a persona's `model:` names ("smollm2-135m", "openai:gpt-4o-mini",
+    "groq:llama-3.1-8b-instant,qwen2.5-1.5b"), built once per name and shared by every turn.
+
+    A cloud entry joins only when its key is set; the chain always ends on a local model (the
+    persona's, else the server's), so a pinned model falls back as the default chain does.
+    `local(name)` gives a local model by name, loading it the first time."""
+
+    def __init__(self, env: Mapping[str, str], default: Any, local: Callable[[str], Any]):
+        self._env = env
+        self.default = default
+        self._local = local
+        self._chains: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, spec: str | None) -> Any:
+        if not spec:
+            return self.default
+        with self._lock:
+            if spec not in self._chains:
+                try:
+                    self._chains[spec] = self._build(spec)
+                except Exception as exc:  # the persona still answers, with the server's model
+                    log.warning("model '%s' is unavailable (%s); using the default chain", spec, exc)
+                    self._chains[spec] = self.default
+            return self._chains[spec]
+
+    def _build(self, spec: str) -> Any:
+        providers, local = [], None
+        for entry in (e.strip() for e in spec.split(",") if e.strip()):
+            vendor, _, model = entry.partition(":")
+            if model:
+                configured, build = LLM_VENDORS[vendor]
+                if configured(self._env):
+                    providers.append(build({**self._env, _MODEL_VARIABLES[vendor]: model}))
+            elif local is None:
+                local = self._local(entry)
+        offline = local or self._local(None)
+        policy, overrides = _policies(LLM_POLICY, self._env, offline)
+        return FallbackChatModel([*providers, offline], policy, overrides, name=f"llm:{spec}")

@@ -246,7 +246,7 @@ class FallbackSTT(FallbackAdapter[str]):
                  policies: Mapping[str, ProviderPolicy] | None = None, name: str = "stt"):
         super().__init__(providers, policy, policies, name)
 
-    def transcribe(self, audio: AudioClip, language: str = "en", requester: str | None = None,
+    def transcribe(self, audio: AudioClip, language: str | None = "en", requester: str | None = None,
                    cancelled: CancelFlag | None = None, log: CallLog | None = None) -> str:
         # The pump reads on a helper thread, which is what enforces the deadline.
         def open_stream(provider: Any) -> Iterable[str]:
@@ -276,7 +276,7 @@ class FallbackTTS(FallbackAdapter[AudioClip]):
                                      _audio_has_output, log=log))
 
 
-def transcribe_as(stt: Any, audio: AudioClip, requester: str, language: str = "en",
+def transcribe_as(stt: Any, audio: AudioClip, requester: str, language: str | None = "en",
                   log: CallLog | None = None) -> str:
     """Transcribe for this requester: a chain or a queued local model serves requesters
     fairly; a plain provider has no queue to be fair in."""

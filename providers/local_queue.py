@@ -243,7 +243,7 @@ class QueuedSTT:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    def transcribe_steps(self, audio: AudioClip, language: str = "en", requester: str | None = None,
+    def transcribe_steps(self, audio: AudioClip, language: str | None = "en", requester: str | None = None,
                          cancelled: CancelFlag | None = None) -> Iterator[str | QueueMarker]:
         texts = []
         for piece in split_at_pauses(audio):
@@ -255,7 +255,7 @@ class QueuedSTT:
                 texts.append(self.model.transcribe(piece, language).strip())
         yield " ".join(text for text in texts if text)
 
-    def transcribe(self, audio: AudioClip, language: str = "en", requester: str | None = None) -> str:
+    def transcribe(self, audio: AudioClip, language: str | None = "en", requester: str | None = None) -> str:
         items = [item for item in self.transcribe_steps(audio, language, requester)
                  if not isinstance(item, QueueMarker)]
         return items[-1] if items else ""

@@ -19,6 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from providers import model_files
+
 ROOT = Path(__file__).resolve().parent.parent
 CODE = ("app.py", "config.py", "handlers", "memory", "orchestrator", "personas", "providers", "space",
         "storage", "tools", "constraints.txt")
@@ -131,7 +133,28 @@ def build(out_dir: Path) -> Path:
     (out_dir / "README.md").write_text(space_readme(_pinned_version(runtime, "gradio")))
     (out_dir / "requirements.txt").write_text(requirements())
     (out_dir / "packages.txt").write_text("\n".join(DEBIAN_PACKAGES) + "\n")
+    _ship_npm_voices(out_dir)
     return out_dir
+
+
+def _ship_npm_voices(out_dir: Path) -> None:
+    """A Space's build has pip but no npm: the Kokoro voices (522 KB each, checked by sha256
+    at load like every model) travel with the code, in `models/`."""
+    from config import Settings
+
+    models_dir = Settings.from_env().models_dir
+    for pinned in model_files.PINNED.values():
+        if pinned.npm is None:
+            continue
+        try:
+            source = model_files.prepare(pinned.name, models_dir, progress=lambda _: None)
+        except model_files.ModelFileError as exc:
+            print(f"space.build: {pinned.name} not shipped ({exc}); the Space speaks with Piper instead",
+                  file=sys.stderr)
+            continue
+        target = pinned.target_in(out_dir / "models")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
 
 def main(argv: list[str]) -> int:

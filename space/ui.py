@@ -25,6 +25,7 @@ from orchestrator.turns import TurnRequest
 from personas.cards import PersonaCatalog, PersonaError
 from space.call_updates import on_call_updates
 from space.one_click_voice import VOICE_ELEM_ID, one_click_head
+from space.persona_editor import Speak, persona_editor_tab
 from space.transcript import IDLE_STATE, STATE_LABELS, THINKING, live_voice_chat, transcript_of
 from space.typed_turn import run_typed_turn, start_chat
 from space.views import (audit_view, documents_view, erased_view, identity_view, latency_rows, latency_table,
@@ -65,6 +66,8 @@ class PageAccess:
     login_button: bool = False  # Hugging Face OAuth is available (a Space with hf_oauth)
     voice_note: str = ""  # shown above the microphone, e.g. that voice may not connect
     queue_position: Callable[[str], int | None] = lambda user: None  # the local LLM's queue
+    is_admin: Callable[[str], bool] = lambda user: False  # may edit personas (space/persona_editor.py)
+    speak: Speak | None = None  # a persona's greeting in its voice, for the editor's "Try this voice"
 
 
 def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
@@ -75,6 +78,10 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
     conversations = services.conversations
     default_persona = personas.get(None).id
     model_label = model_names.get("llm", "").split(" → ")[0]
+
+    def page_admin(request: gr.Request | None) -> bool:
+        user = access.browser.of(request)
+        return user is not None and access.is_admin(user)
 
     def who(request: gr.Request | None) -> str:
         user = access.browser.of(request)
@@ -330,6 +337,8 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                         document_picker = gr.Dropdown([], label="Your documents", scale=3)
                         delete_document_button = gr.Button("Delete document", size="sm", variant="stop",
                                                            scale=1)
+                editor_tab = persona_editor_tab(personas, page_admin, access.speak, persona) \
+                    if access.speak is not None else None
                 with gr.Tab("Your data"):
                     gr.Markdown("Everything this server stores about you: conversations, memories, profile, "
                                 "documents, notes and tool calls. **Forget me** erases all of it.")
@@ -376,6 +385,11 @@ def build_ui(stream: Stream, services: ChatServices, personas: PersonaCatalog,
                                                 documents, document_picker, audit_panel], api_name="forget")
         blocks.load(page_for_visitor, outputs=[identity, visitor, session, memory_view, documents,
                                                document_picker, audit_panel])
+        if editor_tab is not None:
+            def show_editor(request: gr.Request):  # annotated: Gradio passes the request only so
+                return gr.update(visible=page_admin(request))
+
+            blocks.load(show_editor, outputs=[editor_tab], show_progress="hidden")
         # Personas an admin added or deleted (PUT /v1/personalities...) since the server started.
         blocks.load(lambda chosen: gr.Dropdown(choices=[(p.name, p.id) for p in personas.all()], value=chosen),
                     inputs=[persona], outputs=[persona], show_progress="hidden")

@@ -89,7 +89,9 @@ def start_app(tmp_dir: Path, extra_env: dict[str, str] | None = None, ready_time
     """`app_file` may be another copy of the app (a built Space folder); it runs from its folder.
     A Space is told its port as PORT (`port_variable`)."""
     port = free_port()
-    env = {**os.environ, "COZY_HOST": "127.0.0.1", port_variable: str(port), **(extra_env or {})}
+    # The joined and unpacked models stay where `make setup` put them, whatever data dir a test uses.
+    env = {**os.environ, "COZY_HOST": "127.0.0.1", port_variable: str(port),
+           "COZY_MODELS_DIR": str(Settings.from_env().models_dir), **(extra_env or {})}
     log_path = tmp_dir / f"app-{port}.log"
     process = subprocess.Popen([sys.executable, str(app_file)], cwd=app_file.parent, env=env,
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT)

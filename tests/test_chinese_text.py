@@ -56,3 +56,12 @@ def test_a_prompt_budget_counts_chinese_at_about_a_token_a_character():
     chinese = "绿茶不发酵，味道清新。" * 20
     assert estimate_tokens(chinese) >= len(chinese)  # chars/4 would let four times too much in
     assert estimate_tokens("hello there, how are you") < 12
+
+
+def test_chinese_facts_are_found_and_a_question_is_not_taken_for_one():
+    from memory.facts import extract_facts
+
+    told = {(f.profile_key, f.profile_value) for f in extract_facts("我叫李雷，我喜欢天文学。我住在上海")}
+    assert told == {("name", "李雷"), ("likes", "天文学"), ("location", "上海")}
+    assert extract_facts("我叫什么名字？") == [] and extract_facts("你喜欢什么？") == []
+    assert [f.memory for f in extract_facts("我不喜欢下雨。")] == ["不喜欢下雨"]

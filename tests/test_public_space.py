@@ -218,3 +218,17 @@ def test_forget_me_erases_the_visitor_everywhere_and_no_one_else(space, llm_vend
     assert "0 conversations, 0 messages, 0 memories, 0 profile entries, 0 documents, 0 tool calls, 0 moderation flags" in after
     assert "passport" not in after and "No notes." in after
     assert bob.stored() == bob_before  # the other visitor keeps everything
+
+
+def test_a_visitor_who_is_not_an_admin_cannot_change_personas(space):
+    from space.persona_editor import NOT_ADMIN
+
+    visitor = Visitor(space)
+    card = "id: sneaky\nname: Sneaky\nsystem_prompt: Obey me.\ngreeting: Hi.\n"
+    _, status, _ = visitor.page.predict("__new__", card, api_name="/persona_save")
+    assert status == NOT_ADMIN
+    _, status, _, _ = visitor.page.predict("concise", api_name="/persona_delete")
+    assert status == NOT_ADMIN
+    assert visitor.page.predict(card, api_name="/persona_try_voice")[1] == NOT_ADMIN
+    with pytest.raises(Exception, match="sneaky is not in the list of choices"):  # no such persona
+        visitor.page.predict("hi", "sneaky", [], api_name="/type")

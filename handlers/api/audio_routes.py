@@ -20,6 +20,7 @@ from handlers.voice.sentences import SentenceChunker
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as
+from providers.languages import SPOKEN_LANGUAGES, is_chinese, iso_language
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's own limit
@@ -68,9 +69,10 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
                            "text, srt or vtt.", param="response_format")
         if stream:  # a client asking for events would misread a plain body
             raise ApiError(400, "Streamed transcription is not supported; leave 'stream' unset.", param="stream")
-        if language not in (None, "", "en"):
-            raise ApiError(400, f"Language '{language}' is not supported by this server (English only).",
-                           param="language")
+        code = iso_language(language)  # absent: the recognizer detects it
+        if code is not None and code not in SPOKEN_LANGUAGES:
+            raise ApiError(400, f"Language '{language}' is not supported by this server; use "
+                           f"{', '.join(SPOKEN_LANGUAGES)}, or leave it out to detect it.", param="language")
         data = await _read_upload(file)
         try:
             samples = await asyncio.to_thread(decode_audio, data, SPEECH_RATE)
@@ -79,7 +81,7 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
         duration = len(samples) / SPEECH_RATE
         limiter.audio(user_id, duration, param="file")
         try:
-            text = await asyncio.to_thread(transcribe_as, stt, AudioClip(SPEECH_RATE, samples), user_id)
+            text = await asyncio.to_thread(transcribe_as, stt, AudioClip(SPEECH_RATE, samples), user_id, code)
         except ModelBusy as exc:
             raise busy_error(exc, "speech recognizer") from None
         except Exception:
@@ -91,7 +93,8 @@ def build_audio_router(stt: SpeechToText, tts: TextToSpeech, authenticate, limit
         if response_format in ("srt", "vtt"):
             return PlainTextResponse(subtitles(text, duration, response_format))
         if response_format == "verbose_json":
-            return JSONResponse(VerboseTranscription(language="english", duration=round(duration, 3),
+            heard = code or ("zh" if is_chinese(text) else "en")
+            return JSONResponse(VerboseTranscription(language=SPOKEN_LANGUAGES[heard], duration=round(duration, 3),
                                                      text=text).model_dump())
         return JSONResponse({"text": text})
 

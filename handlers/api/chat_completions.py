@@ -87,7 +87,8 @@ def to_turn_request(body: ChatCompletionRequest, user_id: str, persona: Persona,
     client_tools = [] if body.tool_choice == "none" else [t.model_dump(exclude_none=True) for t in body.tools or []]
     return TurnRequest(text=text, user_id=user_id, session_id=session_id, persona_id=persona.id, channel="api",
                        conversation=history, app_instructions=instructions or None, client_tools=client_tools,
-                       temperature=body.temperature, max_tokens=body.max_completion_tokens or body.max_tokens)
+                       temperature=body.temperature, max_tokens=body.max_completion_tokens or body.max_tokens,
+                       seed=body.seed)
 
 
 def _tool_call_json(call: TurnToolCall, index: int | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ ADMIN_RESPONSES = {**ERROR_RESPONSES, 403: {"model": ErrorBody, "description": "
                    409: {"model": ErrorBody, "description": "The id is taken, or the change is not allowed"}}
 CARD = Body(..., description="The card's fields, as in personas/*.yaml: id, name, system_prompt, greeting, "
                              "language, voices, model, temperature, max_reply_tokens, allowed_tools, memory, "
-                             "moderation, refusal, turn_taking")
+                             "moderation, refusal, turn_taking, examples, reply_style")
 
 
 def _as_api_error(exc: PersonaError, persona_id: str | None = None) -> ApiError:

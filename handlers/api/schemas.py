@@ -137,6 +137,7 @@ class ChatCompletionRequest(ApiRequest):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    seed: int | None = Field(None, ge=-(2 ** 31), le=2 ** 31 - 1, description="Repeatable sampling for the same prompt")
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated")
     tools: list[ToolSpec] | None = Field(None, max_length=64)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None

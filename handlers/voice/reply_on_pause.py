@@ -186,8 +186,9 @@ class CozyReplyOnPause(ReplyOnPause):
                 self._barge_in()
 
         elif event is TurnEvent.PAUSE_STARTED:
+            language, _ = self.runner.persona_speech(self.conversation)
             self._early = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
-                                            self.conversation.user_id)
+                                            self.conversation.user_id, language)
             if self.speculation is not None:
                 self.speculation.start(self._early, self.conversation.next_request())
         elif event is TurnEvent.SPEECH_RESUMED:

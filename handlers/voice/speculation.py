@@ -15,8 +15,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from orchestrator.chat import ChatOrchestrator
-from orchestrator.prefill import local_prefill, turn_prompt
+from orchestrator.prefill import Prefill, local_prefill, turn_prompt
 from orchestrator.turns import TurnRequest
+from personas.cards import PersonaError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Speculation:
         self.cancelled = threading.Event()
         self.finished = threading.Event()
         self.outcome: str | None = None  # "evaluated", "stopped" (cancelled or gave way), "failed"
+        self.prefill: Prefill | None = None  # the model's that will serve the turn
 
     def finish(self, outcome: str) -> None:
         self.outcome = outcome
@@ -43,15 +45,23 @@ class SpeculativePrefill:
 
     def __init__(self, orchestrator: ChatOrchestrator):
         self.orchestrator = orchestrator
-        self._prefill = local_prefill(orchestrator.model)
         self.current: Speculation | None = None
+
+    def _prefill_for(self, request: TurnRequest) -> Prefill | None:
+        """The local model that will serve this persona's turn (its card may pin another)."""
+        try:
+            return local_prefill(self.orchestrator.model_of(self.orchestrator.personas.get(request.persona_id)))
+        except PersonaError:
+            return None
 
     def start(self, early_transcript: Future, request: TurnRequest) -> Speculation | None:
         """When `early_transcript` ((text, call log)) is ready, evaluate `request` with its text."""
         self.cancel()
-        if self._prefill is None:
+        prefill = self._prefill_for(request)
+        if prefill is None:
             return None
         speculation = self.current = Speculation(request)
+        speculation.prefill = prefill
         early_transcript.add_done_callback(lambda done: self._on_transcript(done, speculation))
         return speculation
 
@@ -76,7 +86,7 @@ class SpeculativePrefill:
         started = time.perf_counter()
         try:
             messages, tools = turn_prompt(self.orchestrator, speculation.request)
-            evaluated = self._prefill(messages, tools, speculation.cancelled)
+            evaluated = speculation.prefill(messages, tools, speculation.cancelled)
         except Exception:  # speculation only: the real turn does the work itself
             log.warning("speculative prefill failed", exc_info=True)
             return speculation.finish("failed")

@@ -25,6 +25,7 @@ from handlers.voice.playback import PlaybackClock, SpokenReply
 from handlers.voice.sentences import FIRST_PIECE_WORDS, SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.turn_record import TurnRecord
+from personas.cards import Persona, PersonaError
 from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
@@ -43,10 +44,12 @@ LONGEST_PLAYBACK_WAIT_S = 30.0
 PHONE_SAMPLE_RATE = 8_000  # Twilio's mu-law
 
 
-def transcribe_logged(stt: SpeechToText, audio: AudioClip, requester: str) -> tuple[str, CallLog]:
-    """The words, and who transcribed them (this call's own answer, not the chain's latest)."""
+def transcribe_logged(stt: SpeechToText, audio: AudioClip, requester: str,
+                      language: str | None = "en") -> tuple[str, CallLog]:
+    """The words, and who transcribed them (this call's own answer, not the chain's latest).
+    language None detects it (a persona with `language: auto`)."""
     log = CallLog()
-    return transcribe_as(stt, audio, requester, log=log), log
+    return transcribe_as(stt, audio, requester, language, log=log), log
 
 
 def _add_speech(record: TurnRecord, seconds: float, log: CallLog, characters: int, audio_s: float) -> None:
@@ -59,6 +62,27 @@ def _add_speech(record: TurnRecord, seconds: float, log: CallLog, characters: in
             stage.fallbacks += log.fallbacks
             return
     record.add("tts", seconds, log, characters=characters, audio_out_s=audio_s)
+
+
+def greeting_audio(tts: TextToSpeech, persona: Persona, rate: int) -> tuple[int, np.ndarray]:
+    """The persona's greeting in its own voice (the page's "Try this voice")."""
+    clips = [resample(c.samples, c.sample_rate, rate) for c in tts.synthesize(persona.greeting, persona.speech_voice)]
+    return rate, np.concatenate(clips) if clips else np.zeros(0, dtype=np.int16)
+
+
+class StopWhenEither:
+    """The reply writer's cancel flag: set by the speaker (hang-up, a failed voice), or by the
+    caller talking over the reply, at once. Waiting for the speaker to notice the barge-in would
+    let the model write on until the sentence being synthesized is done."""
+
+    def __init__(self, own: threading.Event, barged_in: threading.Event):
+        self._own, self._barged_in = own, barged_in
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or self._barged_in.is_set()
 
 
 @dataclass
@@ -133,6 +157,10 @@ class ReplySpeech:
         self.played_by = max(self.played_by, now) + seconds
 
     def heard_text(self) -> str | None:
+        """What the caller heard, once they cut in. The writer stops at that moment and asks
+        at once, perhaps before the speaker (mid-synthesis) has measured it: measure here."""
+        if self._heard is None and self.conversation.barged_in.is_set():
+            return self._measure()
         return self._heard
 
     def _measure(self) -> str:
@@ -163,7 +191,9 @@ class ReplySpeech:
                 kind, value = pieces.get_nowait()
             except queue.Empty:
                 return  # cut while written: the orchestrator saved what was heard
-            if kind == "done" and value.message_id is not None and value.finish_reason != "interrupted":
+            # An interrupted reply too: the writer stops the moment the caller cuts in, which
+            # can be before the speaker has measured what was heard (it may be mid-synthesis).
+            if kind == "done" and value.message_id is not None:
                 self.orchestrator.conversations.keep_heard(value.message_id, heard)
                 return
 
@@ -225,7 +255,15 @@ class VoiceTurnRunner:
         """Said when a local model's queue is full: at once, instead of a long silence."""
         return self._say(BUSY)
 
-    def _transcribe(self, turn: SpokenTurn, requester: str) -> tuple[str, CallLog]:
+    def persona_speech(self, conversation: Conversation) -> tuple[str | None, str | None]:
+        """(language for speech recognition, voice for the TTS chain) of the conversation's persona."""
+        try:
+            persona = self.orchestrator.personas.get(conversation.persona_id)
+        except PersonaError:  # deleted meanwhile: the orchestrator says so when the turn runs
+            return "en", None
+        return persona.stt_language, persona.speech_voice
+
+    def _transcribe(self, turn: SpokenTurn, requester: str, language: str | None) -> tuple[str, CallLog]:
         if turn.early_transcript is not None:
             try:
                 return turn.early_transcript.result()
@@ -233,21 +271,23 @@ class VoiceTurnRunner:
                 raise
             except Exception:  # the early attempt failed: try once more, for real
                 log.warning("early transcription failed; transcribing again", exc_info=True)
-        return transcribe_logged(self.stt, turn.audio, requester)
+        return transcribe_logged(self.stt, turn.audio, requester, language)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
         record = TurnRecord(conversation.channel)
         record.add("endpointing", timings["endpointing_s"], provider="local", model=turn.ended_by)
         conversation.turns += 1
+        language, voice = self.persona_speech(conversation)
         conversation.last_turn = {"stages_s": timings, "providers": {}, "turn": conversation.turns, "tools": [],
-                                  "turn_starts_at": len(conversation.transcript)}
+                                  "turn_starts_at": len(conversation.transcript),
+                                  "language": language or "auto", "voice": voice}
         yield conversation.show("heard")
         stt_log = CallLog()
         try:
             started = time.perf_counter()
             try:
-                text, stt_log = self._transcribe(turn, conversation.user_id)
+                text, stt_log = self._transcribe(turn, conversation.user_id, language)
             finally:
                 timings["stt_s"] = time.perf_counter() - started
                 record.add("stt", timings["stt_s"], stt_log, audio_in_s=turn.audio.duration_s,
@@ -283,18 +323,18 @@ class VoiceTurnRunner:
             return
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        speech = yield from self._reply(text, turn, conversation, timings, record)
+        speech = yield from self._reply(text, turn, conversation, timings, record, voice)
         # "Speaking" lasts while the caller hears the reply, not while it is made.
         if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
             speech.keep_heard(conversation)  # talked over its last words: keep what was heard
         yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
-               timings: dict[str, float], record: TurnRecord) -> Iterator[Any]:
+               timings: dict[str, float], record: TurnRecord, voice: str | None) -> Iterator[Any]:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = conversation.next_request(text, record)
         pieces: queue.Queue = queue.Queue()
-        cancelled = threading.Event()
+        cancelled = StopWhenEither(threading.Event(), conversation.barged_in)
         writer = threading.Thread(target=self._write_reply, args=(request, pieces, cancelled),
                                   name="reply-writer", daemon=True)
         llm_started = time.perf_counter()
@@ -323,7 +363,7 @@ class VoiceTurnRunner:
                     yield conversation.show("speaking")
                     tts_log, synthesis_s, audio_s = CallLog(), 0.0, 0.0
                     try:
-                        clips = iter(synthesize_logged(self.tts, piece, tts_log))
+                        clips = iter(synthesize_logged(self.tts, piece, tts_log, voice))
                         while True:
                             asked = time.perf_counter()
                             clip = next(clips, None)
@@ -403,7 +443,7 @@ class VoiceTurnRunner:
         yield conversation.outputs()
         return speech
 
-    def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: threading.Event) -> None:
+    def _write_reply(self, request: TurnRequest, pieces: queue.Queue, cancelled: StopWhenEither) -> None:
         chunker = SentenceChunker(first_piece_words=FIRST_PIECE_WORDS if self.early_reply else None)
 
         def put_pieces(new_pieces: list[str]) -> None:

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket
 from fastapi.websockets import WebSocketDisconnect
@@ -68,6 +69,7 @@ class GuardedWebSocket:
         self._replay: dict | None = None
         self.connection_id: str | None = None
         self.refusal: _Refused | None = None
+        self.before_close: Callable[[], None] | None = None  # frees the slot before the close goes out
         # A phone stream: what the caller has heard, from the marks Twilio echoes.
         self.playback = PlaybackClock() if phone else None
 
@@ -79,6 +81,8 @@ class GuardedWebSocket:
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         # FastRTC closes the socket itself on the way out; make that close say why.
+        if self.before_close is not None:
+            self.before_close()
         if self.refusal is not None:
             code, reason = self.refusal.code, self.refusal.reason
         # A client that has gone first makes Starlette raise here, and FastRTC would
@@ -232,6 +236,23 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
         return
     guarded = GuardedWebSocket(websocket, start_field, slots, phone, identities, phone_line, start_timeout_s)
     slots.guarded += 1  # no await since busy(): the check and the count are one step
+    released = False
+
+    def release() -> None:
+        # Before the close goes out: a client told why may call again at once, and must find
+        # its slot free rather than "too many voice connections".
+        nonlocal released
+        if released:
+            return
+        released = True
+        slots.guarded -= 1
+        if guarded.connection_id is not None:
+            if not phone:
+                slots.release_websocket(guarded.connection_id, stream)
+            if identities is not None:
+                identities.forget(guarded.connection_id)
+
+    guarded.before_close = release
     try:
         await guarded.await_start()
         await serve(guarded)
@@ -239,19 +260,16 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
         pass
     except _Refused as refused:
         log.info("closing a voice websocket: %s", refused.reason)
+        release()
         await _close(websocket, refused.code, refused.reason)
     except WebSocketDisconnect:
         pass  # the client left while FastRTC was sending: an ordinary end of a call
     except Exception as exc:  # noqa: BLE001 - one bad connection must not leave a trace per frame
         log.warning("closing a voice websocket after %s: %s", type(exc).__name__, exc)
+        release()
         await _close(websocket, CLOSE_INVALID, "bad frame")
     finally:
-        slots.guarded -= 1
-        if guarded.connection_id is not None:
-            if not phone:
-                slots.release_websocket(guarded.connection_id, stream)
-            if identities is not None:
-                identities.forget(guarded.connection_id)
+        release()
 
 
 def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdentities | None = None,

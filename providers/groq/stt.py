@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from providers.base import AudioClip
 from providers.errors import translate
+from providers.languages import iso_language
 from providers.groq.client import GroqConnection, make_client
 from providers.pcm import wav_bytes
 
@@ -30,14 +31,14 @@ class GroqSTT:
         self._settings = settings
         self._client = make_client(settings)
 
-    def transcribe(self, audio: AudioClip, language: str = "en") -> str:
+    def transcribe(self, audio: AudioClip, language: str | None = "en") -> str:
         if audio.duration_s < MIN_AUDIO_S:
             return ""
         try:
             result = self._client.audio.transcriptions.create(
                 file=("speech.wav", wav_bytes(audio), "audio/wav"),
                 model=self._settings.model,
-                language=language,
+                **({"language": code} if (code := iso_language(language)) else {}),
                 response_format="json",
                 temperature=0.0,
             )

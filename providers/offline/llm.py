@@ -236,6 +236,7 @@ class LlamaChatModel:
                   cancelled: CancelFlag | None) -> Generator[ChatDelta, None, _Completion]:
         chunks = self._llm.create_chat_completion(
             messages=self._prompt(messages, tools), stream=True, temperature=options.temperature, max_tokens=options.max_tokens,
+            **({"seed": options.seed % 2 ** 32} if options.seed is not None else {}),  # llama.cpp: uint32
             tools=tools or None, grammar=tool_grammar(tools) if self.tool_grammar else None,
         )
         parser = ToolCallParser({t["function"]["name"] for t in tools})

@@ -60,6 +60,8 @@ class EspeakTTS:
         self._pieces: list[np.ndarray] = []
         self._callback = self._CALLBACK(self._collect)  # keep a reference: C holds the pointer
         self._lib.espeak_SetSynthCallback(self._callback)
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
         self._lock = threading.Lock()
 
     def _collect(self, wav, count, _events) -> int:
@@ -77,6 +79,18 @@ class EspeakTTS:
             pieces, self._pieces = self._pieces, []
         if pieces:
             yield AudioClip(self.sample_rate, np.concatenate(pieces).astype(np.int16))
+
+    def ipa(self, text: str, voice: str = "en-us") -> str:
+        """The text's phonemes in IPA, clause by clause; "^" ties multi-letter phonemes ("a^ɪ")."""
+        ipa_with_ties = 0x02 | 0x80 | (ord("^") << 8)  # espeak_TextToPhonemes's phonememode bits
+        with self._lock:
+            self._lib.espeak_SetVoiceByName(voice.encode())
+            remaining = ctypes.c_char_p(text.encode("utf-8"))
+            pointer = ctypes.pointer(remaining)
+            clauses = []
+            while remaining.value:  # espeak advances the pointer one clause per call
+                clauses.append(self._lib.espeak_TextToPhonemes(pointer, 1, ipa_with_ties).decode("utf-8"))
+        return " ".join(c.strip() for c in clauses if c.strip())
 
     def warmup(self) -> None:
         for _ in self.synthesize("ok"):

@@ -27,6 +27,8 @@ def request_arguments(messages: list[dict[str, Any]], options: ChatOptions, mode
         "temperature": options.temperature,
         token_limit_param: options.max_tokens,
     }
+    if options.seed is not None:
+        arguments["seed"] = options.seed
     if options.tools:  # an empty list is rejected by some servers
         arguments["tools"] = options.tools
     return arguments
