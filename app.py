@@ -105,7 +105,8 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice,
                                 end_of_turn=models.end_of_turn, personas=personas)
     services.orchestrator.warm(personas.get(None).id, "voice", models.llm)  # ~1 s: the first turn starts warm
-    models.preload_later()  # the multilingual Whisper and Kokoro, while the server starts answering
+    if settings.models.preload:
+        models.preload_later()  # the multilingual Whisper and Kokoro, while the server starts answering
     register_provider_chains({"llm": llm, "stt": stt, "tts": getattr(tts, "inner", tts)})
     slots = VoiceSlots(settings.voice.concurrency_limit)
     guard_webrtc_offers(stream, slots)

@@ -112,6 +112,9 @@ class ModelSettings:
     local_queue_max: int = 8  # requests waiting, all users together
     local_queue_per_user: int = 2  # requests one user may have waiting
     local_queue_max_wait_s: float = 90.0
+    # Load the multilingual Whisper and Kokoro in the background once the server is up (~4 s
+    # of CPU); False: the first turn that needs one loads it.
+    preload: bool = True
 
     @classmethod
     def from_env(cls) -> "ModelSettings":
@@ -132,6 +135,7 @@ class ModelSettings:
             local_queue_max=_env_int("COZY_LOCAL_QUEUE_MAX", cls.local_queue_max),
             local_queue_per_user=_env_int("COZY_LOCAL_QUEUE_PER_USER", cls.local_queue_per_user),
             local_queue_max_wait_s=_env_float("COZY_LOCAL_QUEUE_MAX_WAIT_S", cls.local_queue_max_wait_s),
+            preload=os.environ.get("COZY_PRELOAD_MODELS", "1").strip().lower() not in ("0", "false", "no", "off"),
         )
 
 

@@ -90,8 +90,12 @@ def start_app(tmp_dir: Path, extra_env: dict[str, str] | None = None, ready_time
     A Space is told its port as PORT (`port_variable`)."""
     port = free_port()
     # The joined and unpacked models stay where `make setup` put them, whatever data dir a test uses.
+    # The Chinese models load when a test first needs them: loading them in the background at
+    # start would take the CPU from what a test times just after start (tests/test_mandarin.py
+    # exercises that first-use load).
     env = {**os.environ, "COZY_HOST": "127.0.0.1", port_variable: str(port),
-           "COZY_MODELS_DIR": str(Settings.from_env().models_dir), **(extra_env or {})}
+           "COZY_MODELS_DIR": str(Settings.from_env().models_dir), "COZY_PRELOAD_MODELS": "0",
+           **(extra_env or {})}
     log_path = tmp_dir / f"app-{port}.log"
     process = subprocess.Popen([sys.executable, str(app_file)], cwd=app_file.parent, env=env,
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
