@@ -37,6 +37,9 @@ from handlers.api.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moder
                               register_provider_chains)
 from handlers.api.request_id import configure_logging  # noqa: E402
 from handlers.voice.stream import build_voice_stream  # noqa: E402
+from handlers.voice.end_of_turn import EndOfTurnJudge  # noqa: E402
+from handlers.realtime.responder import Responder  # noqa: E402
+from handlers.realtime.route import build_realtime_router  # noqa: E402
 from handlers.voice.turn import VoiceTurnRunner, greeting_audio  # noqa: E402
 from handlers.voice.identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
 from handlers.voice.slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
@@ -127,7 +130,11 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
             await asyncio.to_thread(tracer.shutdown)
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
-    install_api(app, services, stt, tts, authenticator, RateLimiter(RateLimits.from_settings(settings.api)))
+    limiter = RateLimiter(RateLimits.from_settings(settings.api))  # one per user, whichever route they call
+    install_api(app, services, stt, tts, authenticator, limiter)
+    judge = EndOfTurnJudge(models.end_of_turn) if models.end_of_turn is not None else None
+    app.include_router(build_realtime_router(personas, stt, Responder(services.orchestrator, tts), models.vad,
+                                             judge, authenticator, limiter, slots))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
     app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
     # A phone caller is their number, kept as a keyed hash: the key is made once in data_dir.

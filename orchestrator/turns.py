@@ -21,7 +21,7 @@ class TurnRequest:
     # one rather than fall silent; the API says 404, since its client named it.
     restart_missing_session: bool = False
     persona_id: str | None = None
-    channel: str = "text"  # voice | phone | text | api
+    channel: str = "text"  # voice | phone | text | api | realtime
     # An API client that keeps its own history sends it here; it then replaces the
     # stored history of the session in the prompt (memories and profile still apply).
     conversation: list[dict[str, Any]] | None = None

@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "servers.yaml"
 
 SIDE_EFFECT_LEVELS = ("read_only", "write", "network", "dangerous")
-CHANNELS = ("voice", "phone", "text", "api")
+CHANNELS = ("voice", "phone", "text", "api", "realtime")
 DECISIONS = ("allow", "confirm", "deny")  # ordered from least to most strict
 ARGUMENT_KINDS = ("path", "command", "url")
 

@@ -59,7 +59,7 @@ class ToolCallContext:
     session_id: str
     persona_id: str
     allowed_tools: tuple[str, ...]
-    channel: str = "text"  # voice | phone | text | api
+    channel: str = "text"  # voice | phone | text | api | realtime
     confirmed: bool = False  # the user said yes to the call they were asked about
 
 

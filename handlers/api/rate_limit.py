@@ -68,6 +68,16 @@ class RateLimiter:
                            f"Try again in {seconds}s.", "requests", code="rate_limit_exceeded",
                            headers={"retry-after": str(seconds)})
 
+    def remaining(self, user: str, kind: str = "requests") -> float:
+        """What is left of a user's bucket now (the Realtime API's rate_limits.updated)."""
+        per_minute = self.limits.requests_per_minute if kind == "requests" else self.limits.audio_seconds_per_minute
+        with self._lock:
+            bucket = self._buckets.get((user, kind))
+            if bucket is None:
+                return per_minute
+            bucket.take(0)  # takes nothing; brings the bucket up to now
+            return bucket.tokens
+
     def request(self, user: str) -> None:
         self._take(user, "requests", self.limits.requests_per_minute, 1, "requests", None)
 

@@ -31,17 +31,28 @@ from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as
+from providers.languages import iso_language
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 BUSY = "Sorry, I'm busy with other people right now. Please say that again in a few seconds."
 ONE_MOMENT = "One moment, I'm just finishing with someone else."
+# The same lines for a Chinese persona; the local voice reads Chinese text in a Chinese voice.
+CANNED_ZH = {APOLOGY: "抱歉，我这边出了点问题。请再说一遍好吗？",
+             BUSY: "抱歉，我正在和别人说话，请过几秒再说一遍。",
+             ONE_MOMENT: "请稍等，我马上就好。"}
 ONE_MOMENT_AFTER_S = 1.5  # waiting in the model's queue this long, the caller hears why
 # The reply's audio is produced faster than it is played: the turn says "listening" only
 # once the caller has heard it (or talked over it), at most this long after its last words.
 LONGEST_PLAYBACK_WAIT_S = 30.0
 PHONE_SAMPLE_RATE = 8_000  # Twilio's mu-law
+
+
+def canned_line(text: str, language: str | None = None) -> str:
+    """A canned line in the persona's language (a card's "zh-CN"); English otherwise, and
+    for "auto" (None), whose language is not known before the words are."""
+    return CANNED_ZH.get(text, text) if iso_language(language) == "zh" else text
 
 
 def transcribe_logged(stt: SpeechToText, audio: AudioClip, requester: str,
@@ -220,6 +231,7 @@ class VoiceTurnRunner:
         self._canned: dict[str, np.ndarray] = {}  # sentences said when the chain may be what broke
 
     def warmup(self) -> None:
+        # English only: the Chinese lines would load the Chinese voice now; _say caches them on first use.
         for text in (APOLOGY, BUSY, ONE_MOMENT):
             self._say(text)
 
@@ -235,14 +247,16 @@ class VoiceTurnRunner:
         clips = [self._to_output(c) for c in tts.synthesize(text)]
         return np.concatenate(clips) if clips else np.zeros(0, dtype=np.int16)
 
-    def _say(self, text: str) -> tuple[int, np.ndarray]:
-        """Pre-synthesised at start-up by the local voice, so it plays even when TTS is what broke."""
+    def _say(self, text: str, language: str | None = None) -> tuple[int, np.ndarray]:
+        """Pre-synthesised at start-up by the local voice, so it plays even when TTS is what broke;
+        in the persona's language (`language`, as persona_speech gives it)."""
+        text = canned_line(text, language)
         if text not in self._canned:
             self._canned[text] = self._speak_all(self._apology_tts, text)
         return self.output_sample_rate, self._canned[text]
 
-    def apology(self) -> tuple[int, np.ndarray]:
-        return self._say(APOLOGY)
+    def apology(self, language: str | None = None) -> tuple[int, np.ndarray]:
+        return self._say(APOLOGY, language)
 
     def _waits_in_queue(self, user_id: str) -> bool:
         return bool(self.queue_position is not None and self.queue_position(user_id))
@@ -251,9 +265,9 @@ class VoiceTurnRunner:
         """Say this instead of a reply (a limit, a missing identity), in the local voice."""
         yield self.output_sample_rate, self._speak_all(self._apology_tts, text)
 
-    def busy(self) -> tuple[int, np.ndarray]:
+    def busy(self, language: str | None = None) -> tuple[int, np.ndarray]:
         """Said when a local model's queue is full: at once, instead of a long silence."""
-        return self._say(BUSY)
+        return self._say(BUSY, language)
 
     def persona_speech(self, conversation: Conversation) -> tuple[str | None, str | None]:
         """(language for speech recognition, voice for the TTS chain) of the conversation's persona."""
@@ -296,14 +310,14 @@ class VoiceTurnRunner:
         except ModelBusy as busy:
             log.info("speech-to-text busy: %s", busy)
             self.orchestrator.report(record)
-            yield self.busy()
+            yield self.busy(language)
             conversation.last_turn["error"] = "busy: try again in a few seconds"
             yield conversation.outputs()
             return
         except Exception:
             log.exception("speech-to-text failed")
             self.orchestrator.report(record)
-            yield self.apology()
+            yield self.apology(language)
             conversation.last_turn["error"] = "speech-to-text failed"
             yield conversation.outputs()
             return
@@ -323,14 +337,15 @@ class VoiceTurnRunner:
             return
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        speech = yield from self._reply(text, turn, conversation, timings, record, voice)
+        speech = yield from self._reply(text, turn, conversation, timings, record, voice, language)
         # "Speaking" lasts while the caller hears the reply, not while it is made.
         if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
             speech.keep_heard(conversation)  # talked over its last words: keep what was heard
         yield conversation.show("listening")
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
-               timings: dict[str, float], record: TurnRecord, voice: str | None) -> Iterator[Any]:
+               timings: dict[str, float], record: TurnRecord, voice: str | None,
+               language: str | None = None) -> Iterator[Any]:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = conversation.next_request(text, record)
         pieces: queue.Queue = queue.Queue()
@@ -353,7 +368,7 @@ class VoiceTurnRunner:
                 except queue.Empty:
                     told_to_wait = True
                     if not spoken and self._waits_in_queue(conversation.user_id):
-                        yield self._say(ONE_MOMENT)
+                        yield self._say(ONE_MOMENT, language)
                     continue
                 if kind == "piece":
                     piece, piece_ready_at = value
@@ -388,7 +403,7 @@ class VoiceTurnRunner:
                         log.exception("text-to-speech failed")
                         cancelled.set()
                         record.add("tts", synthesis_s, tts_log, outcome="failed", characters=len(piece))
-                        yield self.apology()
+                        yield self.apology(language)
                         conversation.last_turn["error"] = "text-to-speech failed"
                         break
                     _add_speech(record, synthesis_s, tts_log, len(piece), audio_s)
@@ -413,7 +428,7 @@ class VoiceTurnRunner:
                     break
                 elif kind == "busy":
                     log.info("reply refused, model busy: %s", value)
-                    yield self.busy()
+                    yield self.busy(language)
                     conversation.last_turn["error"] = "busy: try again in a few seconds"
                     break
                 elif kind == "refused":
@@ -422,7 +437,7 @@ class VoiceTurnRunner:
                     break
                 elif kind == "error":
                     log.error("reply failed: %s", value)
-                    yield self.apology()
+                    yield self.apology(language)
                     conversation.last_turn["error"] = "the reply could not be generated"
                     break
         finally:
