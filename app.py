@@ -130,11 +130,11 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
             await asyncio.to_thread(tracer.shutdown)
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
-    limiter = RateLimiter(RateLimits.from_settings(settings.api))  # one per user, whichever route they call
-    install_api(app, services, stt, tts, authenticator, limiter)
+    api_limits = RateLimiter(RateLimits.from_settings(settings.api))  # one per user, whichever route they call
+    install_api(app, services, stt, tts, authenticator, api_limits)
     judge = EndOfTurnJudge(models.end_of_turn) if models.end_of_turn is not None else None
     app.include_router(build_realtime_router(personas, stt, Responder(services.orchestrator, tts), models.vad,
-                                             judge, authenticator, limiter, slots))
+                                             judge, authenticator, api_limits, slots))
     app.mount(knowledge_mcp.path, knowledge_mcp.asgi)
     app.include_router(build_routes(stream, personas, model_names, slots, identities, authenticator, browser))
     # A phone caller is their number, kept as a keyed hash: the key is made once in data_dir.
