@@ -17,8 +17,11 @@ STAMP := $(VENV)/.installed
 run: setup
 	$(PY) app.py
 
+# Everything on the embedded default (DuckDB), then the tests where storage matters again on a
+# real PostgreSQL that the tests start themselves (tests/postgres_service.py).
 test: setup test-tools
 	$(PY) -m pytest
+	$(PY) -m pytest -m storage --db postgres
 
 bench: setup test-tools
 	$(PY) bench/voice_latency.py
@@ -42,9 +45,12 @@ $(STAMP): requirements.txt requirements-models.txt requirements-smart-turn.txt c
 # (Playwright cannot download its own browser here); install them where we can. Each name
 # is both a command and its Debian package. Playwright 1.64 targets Chromium 156, what
 # Debian 12 ships now: keep the Playwright pin near Debian's chromium when either moves.
-TEST_TOOLS := espeak-ng chromium
+# The scale-out tests start PostgreSQL, Redis and nginx themselves, on loopback, in a temporary
+# folder; PostgreSQL's server programs are not on PATH, so it is looked for where Debian puts it.
+TEST_TOOLS := espeak-ng chromium redis-server nginx
 test-tools:
-	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "tests need$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; }

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -30,6 +31,7 @@ from handlers.voice.ice_servers import rtc_configuration  # noqa: E402
 from handlers.visitor_limits import VisitorLimiter  # noqa: E402
 from handlers.visitors import BrowserIdentity, VisitorCookieMiddleware, VisitorCookies  # noqa: E402
 from handlers.warming_up import WarmingUp  # noqa: E402
+from handlers.draining import Drain, draining_server  # noqa: E402
 from handlers.api.rate_limit import RateLimiter, RateLimits  # noqa: E402
 from handlers.http_routes import build_routes  # noqa: E402
 from handlers.api.metrics import (VOICE_SESSIONS, CountingAuditSink, count_moderation_flag,  # noqa: E402
@@ -42,6 +44,7 @@ from handlers.realtime.responder import Responder  # noqa: E402
 from handlers.realtime.route import build_realtime_router  # noqa: E402
 from handlers.voice.turn import VoiceTurnRunner, greeting_audio  # noqa: E402
 from handlers.voice.identity import VoiceIdentities, VoiceTokens, load_secret  # noqa: E402
+from handlers.voice.replica_routes import VoiceRoutes  # noqa: E402
 from handlers.voice.slots import VoiceSlots, guard_webrtc_offers, on_connection_end  # noqa: E402
 from handlers.voice.websocket_guard import build_guard_routes  # noqa: E402
 from handlers.phone.telephone import PhoneLine, build_telephone_routes  # noqa: E402
@@ -55,6 +58,7 @@ from providers.offline.loader import load_offline_models, local_models  # noqa: 
 from space.offline_assets import OfflinePageMiddleware  # noqa: E402
 from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
 from storage.audit import DuckDbAuditSink  # noqa: E402
+from storage.redis_state import connect as connect_redis  # noqa: E402
 from handlers.knowledge_mcp import KnowledgeEndpoint  # noqa: E402
 from tools.config import ServerSpec, ToolSpec, load_config, with_state  # noqa: E402
 from tools.gateway import ToolGateway  # noqa: E402
@@ -64,8 +68,10 @@ from tools.servers.knowledge import build_knowledge_server  # noqa: E402
 log = logging.getLogger("cozyengine")
 
 
-def build_app(settings: Settings, progress: Callable[[str], None] = log.info) -> FastAPI:
+def build_app(settings: Settings, progress: Callable[[str], None] = log.info, drain: Drain | None = None) -> FastAPI:
     personas = PersonaCatalog(settings.personas_dir, settings.default_persona, public=settings.public)
+    # Replicas share limits, confirmations and the phrase cache through Redis (deploy/).
+    shared = connect_redis(settings.redis_url) if settings.redis_url else None
     models = load_offline_models(settings, progress=progress)
     m = settings.models
     queues = {modality: FairQueue(f"{modality}:{model.name}", m.local_queue_max, m.local_queue_per_user,
@@ -74,7 +80,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     register_local_queues(queues)
     llm, stt, tts = build_chains(os.environ, QueuedChatModel(models.llm, queues["llm"]),
                                  QueuedSTT(models.stt, queues["stt"]), models.tts,
-                                 cache_dir=settings.data_dir / "cache" / "tts")
+                                 cache_dir=settings.data_dir / "cache" / "tts", redis=shared)
     tracer = TurnTracer.from_env()  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     def on_record(record) -> None:
@@ -88,21 +94,25 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     audit = DuckDbAuditSink(services.db)
     knowledge_mcp = KnowledgeEndpoint(build_knowledge_server(services.knowledge.search))
     progress("starting tool servers")
-    gateway = start_tools(settings, audit, knowledge_mcp.url(settings.port))
+    gateway = start_tools(settings, audit, knowledge_mcp.url(settings.port), shared)
     services.orchestrator.tools = GatewayToolRunner(gateway)
     services.personal_data.tool_servers = gateway  # "forget me" reaches the notes server's file too
     # The apology is made once, by the local voice: it must play when the chain is what broke.
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
                              apology_tts=models.tts, queue_position=queues["llm"].position,
                              early_reply=settings.voice.early_reply)
+    if drain is not None:  # on SIGTERM, turns being thought or spoken are finished first
+        drain.busy += [lambda: runner.in_flight.count > 0, lambda: services.orchestrator.in_flight.count > 0]
     progress("warming up the voice")
     runner.warmup()
     authenticator = Authenticator(AuthConfig.from_settings(settings.api), public=settings.public)
     # With API identities or visitors, voice connections carry one too (GET /voice/token).
     secret = load_secret(settings.secret, settings.data_dir) if settings.public or authenticator.config.enabled \
         else None
-    limiter = VisitorLimiter(settings.visitor_limits) if settings.public else None
-    identities = VoiceIdentities(VoiceTokens(secret) if secret else None, limiter)
+    limiter = VisitorLimiter(settings.visitor_limits, redis=shared) if settings.public else None
+    # With replicas, each files the voice connections it holds, so their side routes find it.
+    routes = VoiceRoutes(shared, settings.replica_url) if shared is not None and secret else None
+    identities = VoiceIdentities(VoiceTokens(secret) if secret else None, limiter, routes)
     browser = BrowserIdentity(VisitorCookies(secret)) if settings.public else BrowserIdentity(None, LOCAL_USER)
     ice = rtc_configuration(settings.turn_servers)
     stream = build_voice_stream(runner, models.vad, settings.voice, personas.get(None).id, identities, ice,
@@ -128,9 +138,11 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
         await asyncio.to_thread(services.close)
         if tracer is not None:
             await asyncio.to_thread(tracer.shutdown)
+        if shared is not None:
+            shared.close()
 
     app = FastAPI(title="CozyEngine", version="0.1.0", lifespan=lifespan)
-    api_limits = RateLimiter(RateLimits.from_settings(settings.api))  # one per user, whichever route they call
+    api_limits = RateLimiter(RateLimits.from_settings(settings.api), redis=shared)  # one per user, whichever route they call
     install_api(app, services, stt, tts, authenticator, api_limits)
     judge = EndOfTurnJudge(models.end_of_turn) if models.end_of_turn is not None else None
     app.include_router(build_realtime_router(personas, stt, Responder(services.orchestrator, tts), models.vad,
@@ -164,7 +176,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info) ->
     return gr.mount_gradio_app(app, blocks, path="", max_file_size=settings.visitor_limits.upload_bytes)
 
 
-def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str) -> ToolGateway:
+def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str, redis: Any = None) -> ToolGateway:
     # Tool state lives beside the rest of the data, so one COZY_DATA_DIR moves everything.
     config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
     # The knowledge server is served by this app, so it answers once the app is up;
@@ -172,7 +184,8 @@ def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str) 
     knowledge = ServerSpec(name="knowledge", url=knowledge_url, start_timeout_s=5, share_identity=True,
                            vetted=True, tools={
         "knowledge_search": ToolSpec("knowledge_search", "read_only", timeout_s=5, max_result_bytes=8000)})
-    gateway = ToolGateway(replace(config, servers=(*config.servers, knowledge)), audit=CountingAuditSink(audit))
+    gateway = ToolGateway(replace(config, servers=(*config.servers, knowledge)), audit=CountingAuditSink(audit),
+                          redis=redis)
     log.info("starting tool servers")
     gateway.start(wait_s=10)
     for entry in gateway.catalog.entries():
@@ -192,13 +205,17 @@ def main() -> None:
         load_secret(settings.secret, settings.data_dir)  # a missing, unwritable key stops us here, clearly
     if settings.public:
         log.info("public mode: every visitor is an identity of their own; the API needs keys")
-    starting = WarmingUp(lambda progress: build_app(settings, progress))
+    drain = Drain(None, timeout_s=settings.drain_timeout_s,
+                  replica=settings.replica if os.environ.get("COZY_REPLICA") else None)
+    drain.app = WarmingUp(lambda progress: build_app(settings, progress, drain))
     # Our own access log (handlers/api/request_id.py) covers the routes; uvicorn's would also
     # print the knowledge server's secret path.
-    # Open browsers keep event streams open: on shutdown give them 5 s, then close them and
-    # finish our own work (tool servers, memory updates, checkpoint).
-    uvicorn.run(starting, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+    # SIGTERM drains first (handlers/draining.py). Open browsers keep event streams open: on
+    # shutdown give them 5 s, then close them and finish our own work (tool servers, memory
+    # updates, checkpoint).
+    config = uvicorn.Config(drain, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=5)
+    draining_server(config, drain).run()
 
 
 configure_logging(os.environ.get("COZY_LOG_LEVEL", "INFO"), os.environ.get("COZY_LOG_FORMAT", "json") == "json")

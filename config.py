@@ -327,6 +327,14 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     db_path: Path | None = None  # None: <data_dir>/cozy.duckdb
+    # Scale-out (deploy/): a shared PostgreSQL instead of the DuckDB file, and Redis for what
+    # replicas must share (limits, phrase cache, voice routes). None: the embedded defaults.
+    db_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    replica: str = "main"  # names this process in Redis and logs; deploy/local.sh sets replica-<i>
+    # How the other replicas reach this one (voice side routes); None: http://<host>:<port>.
+    replica_address: str | None = None
+    drain_timeout_s: float = 30.0  # on SIGTERM, how long turns in flight may take to finish
     models_path: Path | None = None  # joined and unpacked models; None: <data_dir>/models
     secret: str | None = field(default=None, repr=False)  # signs voice tokens; None: a key made in data_dir
     # Public mode: every visitor is an identity of their own (space/visitors.py); on a
@@ -345,6 +353,14 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.models_path or self.data_dir / "models"
+
+    @property
+    def replica_url(self) -> str:
+        if self.replica_address:
+            return self.replica_address
+        import socket
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def database_path(self) -> Path:
@@ -367,6 +383,11 @@ class Settings:
             models=ModelSettings.from_env(),
             context=ContextSettings.from_env(),
             db_path=_env_path("COZY_DB_PATH", None) if os.environ.get("COZY_DB_PATH") else None,
+            db_url=os.environ.get("COZY_DB_URL") or None,
+            redis_url=os.environ.get("COZY_REDIS_URL") or None,
+            replica=os.environ.get("COZY_REPLICA") or cls.replica,
+            replica_address=os.environ.get("COZY_REPLICA_URL") or None,
+            drain_timeout_s=_env_float("COZY_DRAIN_TIMEOUT_S", cls.drain_timeout_s),
             secret=os.environ.get("COZY_SECRET") or None,
             public=on_spaces or _truthy(os.environ.get("COZY_PUBLIC")),
             on_spaces=on_spaces,

@@ -1,6 +1,7 @@
 """Plain HTTP routes beside the mounted Stream: health, live turn outputs, settings."""
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from handlers.api.auth import end_user_id
 from handlers.visitor_limits import LimitReached
 from handlers.visitors import BrowserIdentity
 from handlers.voice.identity import TokenRejected, VoiceIdentities
+from handlers.voice.replica_routes import forward_events, forward_json
 from handlers.voice.slots import VoiceSlots
 from personas.cards import PersonaCatalog, PersonaError
 
@@ -89,13 +91,22 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
         return {"status": "ok", "models": model_names, "voice_connections": slots.open_count(),
                 "personas": [p.id for p in personas.all()]}
 
+    def held_elsewhere(webrtc_id: str, request: Request) -> str | None:
+        routes = identities.routes
+        if routes is None or webrtc_id in stream.connections or webrtc_id in stream.additional_outputs:
+            return None
+        return routes.elsewhere(webrtc_id, request.headers)
+
     @router.get(f"{voice_path}/outputs")
-    async def voice_outputs(webrtc_id: str, token: str | None = Query(None, max_length=1024)) -> StreamingResponse:
+    async def voice_outputs(request: Request, webrtc_id: str,
+                            token: str | None = Query(None, max_length=1024)) -> StreamingResponse:
         """Server-sent events with the transcript and turn timings of one connection.
 
         FastRTC does not put AdditionalOutputs on the websocket, so a websocket or
-        phone client reads them here.
+        phone client reads them here (from whichever replica it reaches).
         """
+        if holder := await asyncio.to_thread(held_elsewhere, webrtc_id, request):
+            return await forward_events(f"{holder}{voice_path}/outputs", dict(request.query_params))
         owned_by_caller(webrtc_id, token)
         if webrtc_id not in stream.connections and webrtc_id not in stream.additional_outputs:
             raise HTTPException(404, f"no voice connection '{webrtc_id}'")
@@ -108,8 +119,10 @@ def build_routes(stream: Stream, personas: PersonaCatalog, model_names: dict[str
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @router.post(f"{voice_path}/settings")
-    async def voice_settings(body: VoiceSettingsBody) -> dict:
+    async def voice_settings(request: Request, body: VoiceSettingsBody) -> Any:
         """Pick the persona of a live voice connection (websocket and phone clients)."""
+        if holder := await asyncio.to_thread(held_elsewhere, body.webrtc_id, request):
+            return await forward_json(f"{holder}{voice_path}/settings", body.model_dump())
         owned_by_caller(body.webrtc_id, body.token)
         try:
             persona = personas.get(body.persona_id)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from memory.facts import Fact
 from personas.cards import MemoryPolicy
-from storage.database import Database
+from storage.backends import Store
 from storage.term_index import terms_of
 
 
@@ -15,7 +15,7 @@ _ABOUT_THE_USER = re.compile(r"\b(me|my|myself|mine|i|remember|recall)\b", re.I)
 
 
 class LocalChatMemory:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
 
     def recall(self, user_id: str, query: str, limit: int = 5) -> list[str]:
@@ -34,14 +34,14 @@ class LocalChatMemory:
                 ),
                 hits AS (
                     SELECT t.memory_id, t.term FROM memory_terms t
-                    WHERE t.user_id = $user AND list_contains($terms, t.term)
+                    WHERE t.user_id = $user AND t.term = ANY($terms)
                 ),
                 df AS (SELECT term, count(*) AS df FROM hits GROUP BY term),
                 total AS (SELECT greatest(count(*), 1) AS n FROM visible)
                 SELECT v.content
                 FROM hits h JOIN df USING (term) JOIN visible v ON v.id = h.memory_id, total
                 GROUP BY v.id, v.content, v.created_at
-                ORDER BY sum(ln(1 + total.n / df.df)) DESC, v.created_at DESC
+                ORDER BY sum(ln(1 + 1.0 * total.n / df.df)) DESC, v.created_at DESC
                 LIMIT $limit
                 """, {"user": user_id, "terms": terms, "limit": limit})
             matched = [r[0] for r in rows]
@@ -84,7 +84,7 @@ class LocalChatMemory:
         """Delete memories past their persona's retention_days (recall already hides them:
         this is what makes the retention promise true on disk). Runs in a write transaction."""
         expired = "SELECT id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= current_timestamp"
-        count = cursor.execute(f"SELECT count(*) FROM ({expired})").fetchone()[0]
+        count = cursor.execute(f"SELECT count(*) FROM ({expired}) AS expired").fetchone()[0]
         if count:
             cursor.execute(f"DELETE FROM memory_terms WHERE memory_id IN ({expired})")
             cursor.execute(f"DELETE FROM memories WHERE id IN ({expired})")

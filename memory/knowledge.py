@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from memory.base import KnowledgeHit
-from storage.database import Database
+from storage.backends import Store, open_database
 from storage.term_index import terms_of
 
 MAX_DOCUMENT_CHARS = 2_000_000
@@ -70,7 +70,7 @@ def _delete_document(cursor, document_id: str) -> None:
 
 
 class LocalKnowledge:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
 
     def add_document(self, owner_id: str | None, title: str, text: str, source: str | None = None) -> dict:
@@ -111,12 +111,12 @@ class LocalKnowledge:
             """
             WITH hits AS (
                 SELECT chunk_id, term FROM knowledge_terms
-                WHERE (owner_id = $user OR owner_id IS NULL) AND list_contains($terms, term)
+                WHERE (owner_id = $user OR owner_id IS NULL) AND term = ANY($terms)
             ),
             df AS (SELECT term, count(*) AS df FROM hits GROUP BY term),
             total AS (SELECT greatest(count(*), 1) AS n FROM knowledge_chunks
                       WHERE owner_id = $user OR owner_id IS NULL)
-            SELECT d.title, c.content, sum(ln(1 + total.n / df.df)) AS score
+            SELECT d.title, c.content, sum(ln(1 + 1.0 * total.n / df.df)) AS score
             FROM hits h JOIN df USING (term) JOIN knowledge_chunks c ON c.id = h.chunk_id
                  JOIN knowledge_documents d ON d.id = c.document_id, total
             GROUP BY c.id, d.title, c.content
@@ -153,7 +153,8 @@ def main(argv: list[str]) -> int:
     listing = sub.add_parser("list")
     listing.add_argument("--user")
     args = parser.parse_args(argv)
-    db = Database(Settings.from_env().data_dir / "cozy.duckdb")
+    settings = Settings.from_env()
+    db = open_database(settings.database_path, settings.db_url)
     knowledge = LocalKnowledge(db)
     try:
         if args.command == "add":

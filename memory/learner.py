@@ -2,7 +2,9 @@
 
 Every saved user message leaves a row in `memory_backlog` in the same transaction,
 so the work survives a crash: this worker picks the rows up (also the ones left by
-a previous run), and a clean shutdown drains them first.
+a previous run, or by a replica that died), and a clean shutdown drains them first.
+On a shared database it also looks every few seconds, since turns saved by other
+replicas do not wake it.
 """
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ from memory.chat_memory import LocalChatMemory
 from memory.facts import extract_facts
 from memory.user_profile import LocalUserProfile
 from personas.cards import MemoryPolicy, PersonaCatalog, PersonaError
-from storage.database import Database
+from storage.backends import Store
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600.0  # expired memories are deleted at start and then hourly
+SHARED_POLL_S = 5.0
 
 
 class MemoryLearner:
-    def __init__(self, db: Database, personas: PersonaCatalog, batch_size: int = 20):
+    def __init__(self, db: Store, personas: PersonaCatalog, batch_size: int = 20, poll_s: float | None = None):
         self.db = db
         self.personas = personas
         self.batch_size = batch_size
+        self.poll_s = poll_s or (SHARED_POLL_S if db.dialect == "postgres" else PURGE_EVERY_S)
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="memory-learner", daemon=True)
@@ -54,14 +58,14 @@ class MemoryLearner:
 
             def work(cursor, message_id=message_id, persona_id=persona_id, user_id=user_id,
                      facts=facts, policy=policy) -> None:
-                # Writes are serial: if the user was erased since the read above, learn nothing.
-                if cursor.execute("SELECT 1 FROM memory_backlog WHERE message_id = ?", [message_id]).fetchone() \
-                        is None:
+                # Taking the row first is the claim: if the user was erased since the read above,
+                # or another replica learnt from it meanwhile, nothing is left to take. A process
+                # that dies before the commit leaves the row for whoever comes next.
+                if not cursor.execute("DELETE FROM memory_backlog WHERE message_id = ?", [message_id]).fetchone()[0]:
                     return
                 if facts and user_id:
                     LocalChatMemory.remember(cursor, user_id, persona_id, facts, policy, message_id)
                     LocalUserProfile.update(cursor, user_id, facts, message_id)
-                cursor.execute("DELETE FROM memory_backlog WHERE message_id = ?", [message_id])
 
             self.db.write(work)
         return len(rows)
@@ -75,7 +79,7 @@ class MemoryLearner:
     def _run(self) -> None:
         purge_due = 0.0
         while True:
-            self._wake.wait(timeout=PURGE_EVERY_S)
+            self._wake.wait(timeout=self.poll_s)
             self._wake.clear()
             try:
                 if time.monotonic() >= purge_due:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from memory.facts import Fact
-from storage.database import Database
+from storage.backends import Store
 
 LIST_KEYS = {"likes", "dislikes"}  # these accumulate; other keys are replaced
 MAX_LIST_ITEMS = 12
 
 
 class LocalUserProfile:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
 
     def get(self, user_id: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from orchestrator.context import (
     GatheredContext,
     build_messages,
 )
+from orchestrator.in_flight import InFlight
 from orchestrator.moderation import CONTENT_FILTER, WITHHELD, ModerationGate, refusal_for
 from orchestrator.tool_selection import relevant_tools
 from orchestrator.turn_record import TurnRecord
@@ -116,6 +117,7 @@ class ChatOrchestrator:
                  budget: Budget | None = None, prices: Pricing | None = None,
                  model_for: Callable[[str | None], ChatModel] | None = None):
         self.personas = personas
+        self.in_flight = InFlight()  # turns running, on every channel
         self.model = model
         self.model_for = model_for  # a persona's `model:` -> its chain (providers/chains.PersonaModels)
         self.conversations = conversations
@@ -325,6 +327,10 @@ class ChatOrchestrator:
 
     def run(self, request: TurnRequest, cancelled: CancelFlag | None = None
             ) -> Iterator[TurnDelta | TurnToolCall | TurnDone]:
+        return self.in_flight.track(self._run(request, cancelled))
+
+    def _run(self, request: TurnRequest, cancelled: CancelFlag | None
+             ) -> Iterator[TurnDelta | TurnToolCall | TurnDone]:
         metrics = TurnMetrics()
 
         def timed(phase: str, started: float) -> None:

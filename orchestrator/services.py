@@ -21,7 +21,7 @@ from providers.moderation.base import Moderator
 from providers.moderation.chain import build_moderation
 from storage.audit import DuckDbAuditSink
 from storage.conversations import ConversationStore
-from storage.database import Database
+from storage.backends import Store, open_database
 from storage.erasure import PersonalData
 from storage.usage import UsageStore
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ChatServices:
-    db: Database
+    db: Store
     conversations: ConversationStore
     memory: LocalChatMemory
     profile: LocalUserProfile
@@ -57,7 +57,7 @@ def build_chat_services(settings: Settings, personas: PersonaCatalog, model: Cha
     in this database and passed to `on_moderation_flag` (the host's metrics), as each
     finished turn's record is passed to `on_record`, priced and added to its user's usage first."""
     prices = PriceTable.load(settings.usage.prices_path)  # a bad file stops the start, naming the field
-    db = Database(settings.database_path)
+    db = open_database(settings.database_path, settings.db_url)
     usage = UsageStore(db, settings.usage.daily_budget_tokens, settings.usage.daily_budget_usd)
 
     def account(record: TurnRecord) -> None:

@@ -24,7 +24,7 @@ from providers.fallback import (
     FallbackTTS,
 )
 from providers.sdk import MissingSDKError
-from providers.tts_cache import CachedTTS, TtsCache
+from providers.tts_cache import CachedTTS, RedisTtsCache, TtsCache
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,9 @@ def _policies(base: ProviderPolicy, env: Mapping[str, str],
 
 
 def build_chains(env: Mapping[str, str], offline_llm: Any, offline_stt: Any, offline_tts: Any,
-                 cache_dir: Path | None) -> tuple[FallbackChatModel, FallbackSTT, Any]:
+                 cache_dir: Path | None, redis: Any = None) -> tuple[FallbackChatModel, FallbackSTT, Any]:
     """(llm, stt, tts). The tts is a CachedTTS over a FallbackTTS (its `.inner`) when
-    cache_dir is given, else the FallbackTTS itself."""
+    cache_dir (or a Redis client, which replicas share) is given, else the FallbackTTS itself."""
     llm_policy, llm_overrides = _policies(LLM_POLICY, env, offline_llm)
     llm = FallbackChatModel(_providers(env, "COZY_LLM_ORDER", DEFAULT_LLM_ORDER, LLM_VENDORS, offline_llm),
                             llm_policy, llm_overrides)
@@ -135,7 +135,9 @@ def build_chains(env: Mapping[str, str], offline_llm: Any, offline_stt: Any, off
                             tts_policy, tts_overrides)
     log.info("provider chains: llm=%s stt=%s tts=%s", llm.provider_names, stt.provider_names,
              tts_chain.provider_names)
-    tts = CachedTTS(tts_chain, TtsCache(Path(cache_dir))) if cache_dir is not None else tts_chain
+    cache = RedisTtsCache(redis) if redis is not None else TtsCache(Path(cache_dir)) if cache_dir is not None \
+        else None
+    tts = CachedTTS(tts_chain, cache) if cache is not None else tts_chain
     return llm, stt, tts
 
 

@@ -3,10 +3,12 @@
 diskcache pickles by default and unpickles on read, so anyone able to write
 the cache files could run code in our process (CVE-2025-69872). This cache
 keeps raw bytes only: `BytesOnlyDisk` refuses to store or load anything else,
-keys are sha256 hex strings, and the directory is private (0700).
+keys are sha256 hex strings, and the directory is private (0700). `RedisTtsCache`
+is the same cache shared by replicas in Redis, holding the same raw bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,9 +20,11 @@ from typing import Any
 
 import diskcache
 import numpy as np
+from redis import Redis, RedisError
 
 from providers.base import AudioClip
 from providers.call_log import CallLog, synthesize_logged
+from storage.redis_state import PREFIX, UNREACHABLE, Fallback
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +110,64 @@ class TtsCache:
         self._cache.close()
 
 
+class RedisTtsCache:
+    """TtsCache's interface over Redis, so every replica hears a phrase made by any of them.
+
+    Bytes in, bytes out (encode_audio/decode_audio), never pickle. Each entry expires
+    `ttl_s` after its last use, which also lets a `volatile-*` maxmemory policy evict
+    phrases before anything else. An outage costs us the cache, never the reply."""
+
+    def __init__(self, client: Redis, ttl_s: int = 7 * 24 * 3600, max_entry_bytes: int = 2 * 1024 * 1024):
+        self._redis = client
+        self.ttl_s = ttl_s
+        self.max_entry_bytes = max_entry_bytes  # about 20 s at 48 kHz: far more than a short phrase
+        self._prefix = f"{PREFIX}tts:"
+        self._fallback = Fallback("the TTS phrase cache")
+
+    def _name(self, key: str) -> str:
+        if type(key) is not str:
+            raise TypeError("TTS cache keys must be str")
+        return self._prefix + key
+
+    def get(self, key: str) -> AudioClip | None:
+        name = self._name(key)
+        if self._fallback.active():
+            return None
+        try:
+            blob = self._redis.getex(name, ex=self.ttl_s)  # a phrase in use stays
+            return decode_audio(blob) if blob is not None else None
+        except UNREACHABLE as exc:
+            self._fallback.failed(exc)
+            return None
+        except Exception as exc:  # a damaged or planted entry (WRONGTYPE too): drop it and synthesize
+            log.warning("ignoring unreadable TTS cache entry: %s", exc)
+            with contextlib.suppress(RedisError):
+                self._redis.delete(name)
+            return None
+
+    def put(self, key: str, clip: AudioClip) -> None:
+        if self._fallback.active():
+            return
+        try:
+            name = self._name(key)
+            blob = encode_audio(clip.sample_rate, np.asarray(clip.samples))
+            if len(blob) > self.max_entry_bytes:
+                return  # not a short phrase after all; not worth the shared memory
+            self._redis.set(name, blob, ex=self.ttl_s)
+        except UNREACHABLE as exc:
+            self._fallback.failed(exc)
+        except Exception as exc:  # a full Redis costs us the cache, never the reply
+            log.warning("could not cache TTS audio: %s", exc)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._redis.scan_iter(match=f"{self._prefix}*", count=1000))
+
+    def close(self) -> None:
+        pass  # the client is shared with the rest of the app, which closes it
+
+
 class CachedTTS:
-    """Serves repeated short phrases from disk; synthesizes and remembers the rest.
+    """Serves repeated short phrases from the cache; synthesizes and remembers the rest.
 
     Wrap a single provider or a FallbackTTS. Over a chain, only audio made by the
     chain's primary provider is kept (and looked up), so a phrase spoken once by
@@ -116,7 +176,7 @@ class CachedTTS:
 
     logs_calls = True  # a hit is served by "cache"; a miss by whoever the inner chain says
 
-    def __init__(self, inner: Any, cache: TtsCache, max_chars: int = MAX_CACHED_CHARS):
+    def __init__(self, inner: Any, cache: TtsCache | RedisTtsCache, max_chars: int = MAX_CACHED_CHARS):
         self.inner = inner
         self.name = inner.name
         self._cache = cache

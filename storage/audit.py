@@ -5,7 +5,7 @@ import json
 import logging
 from typing import Any
 
-from storage.database import Database
+from storage.backends import Store
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ class DuckDbAuditSink:
     """Implements the gateway's `AuditSink`. The write is queued on the database's
     writer thread, so a tool call never waits for its audit row."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
 
     def record(self, event: Any) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.database import Database
+from storage.backends import Store
 
 
 class SessionNotFound(LookupError):
@@ -25,7 +25,7 @@ def _new_id() -> str:
 
 
 class ConversationStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
 
     def open_session(self, user_id: str, session_id: str | None, persona_id: str) -> str:
@@ -74,6 +74,10 @@ class ConversationStore:
         encoded = json.dumps(metadata, default=str)
 
         def work(cursor) -> None:
+            # Touching the session first locks its row on PostgreSQL, so two replicas saving
+            # into one conversation take turns at the next message number.
+            cursor.execute("UPDATE sessions SET updated_at = current_timestamp, "
+                           "title = coalesce(title, nullif(?, '')) WHERE id = ?", [user_text[:60], session_id])
             seq = cursor.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?",
                                  [session_id]).fetchone()[0]
             rows = []
@@ -86,8 +90,6 @@ class ConversationStore:
             for offset, row in enumerate(rows, 1):
                 cursor.execute("INSERT INTO messages (id, session_id, user_id, role, content, metadata, seq) "
                                "VALUES (?, ?, ?, ?, ?, ?, ?)", [*row, seq + offset])
-            cursor.execute("UPDATE sessions SET updated_at = current_timestamp, "
-                           "title = coalesce(title, nullif(?, '')) WHERE id = ?", [user_text[:60], session_id])
 
         self.db.write(work)
         return reply_id

@@ -27,6 +27,8 @@ _RETRIES = 5
 
 
 class Database:
+    dialect = "duckdb"
+
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.database import Database
+from storage.backends import Store
 
 # (table, the column naming the identity), children before parents.
 _OWNED = (
@@ -27,7 +27,7 @@ _OWNED = (
 )
 
 
-def stored_about(db: Database, user_id: str) -> dict[str, Any]:
+def stored_about(db: Store, user_id: str) -> dict[str, Any]:
     """What this identity can see of itself (bounded: the newest rows of each kind)."""
     def rows(sql: str) -> list[dict[str, Any]]:
         return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
@@ -53,7 +53,7 @@ def stored_about(db: Database, user_id: str) -> dict[str, Any]:
     }
 
 
-def erase(db: Database, user_id: str) -> dict[str, int]:
+def erase(db: Store, user_id: str) -> dict[str, int]:
     """Delete every row of this identity; returns how many rows per table."""
     def work(cursor) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -74,7 +74,7 @@ class PersonalData:
     (notes live in the notes server's file). `tool_servers` is anything with
     `stored_about(user)` and `erase_identity(user)`, e.g. the tool gateway."""
 
-    def __init__(self, db: Database, tool_servers: Any = None):
+    def __init__(self, db: Store, tool_servers: Any = None):
         self.db = db
         self.tool_servers = tool_servers
 

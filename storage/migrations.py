@@ -1,5 +1,13 @@
-"""Versioned schema. Append a migration; never edit one that has shipped."""
+"""Versioned schema. Append a migration; never edit one that has shipped.
+
+One list for both engines: the DDL is written once, and `for_postgres` maps the two
+type names PostgreSQL spells differently. JSON columns stay text on PostgreSQL, so the
+stores read back exactly the string they wrote, as from DuckDB.
+"""
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import duckdb
 
@@ -115,7 +123,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (user_id, day, provider, model)
     );
     """),
+    (4, """
+    -- Retrieval looks terms up by value; shared by replicas, these tables grow with every user.
+    CREATE INDEX memory_terms_by_term ON memory_terms (user_id, term);
+    CREATE INDEX knowledge_terms_by_term ON knowledge_terms (term);
+    """),
 ]
+
+_POSTGRES_TYPES = ((re.compile(r"\bDOUBLE\b"), "DOUBLE PRECISION"), (re.compile(r"\bJSON\b"), "TEXT"))
+# Every replica runs the migrations at start; this lock lets one apply them while the rest wait.
+MIGRATION_LOCK = 7_340_112  # any constant, the same in every replica
+
+
+def for_postgres(sql: str) -> str:
+    for pattern, name in _POSTGRES_TYPES:
+        sql = pattern.sub(name, sql)
+    return sql
 
 
 def migrate(conn: duckdb.DuckDBPyConnection) -> int:
@@ -135,4 +158,20 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> int:
             conn.execute("ROLLBACK")
             raise
         current = version
+    return current
+
+
+def migrate_postgres(conn: Any) -> int:
+    """The same migrations on PostgreSQL, in one transaction under an advisory lock, so
+    replicas starting together apply each one exactly once."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                     "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+        current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        for version, sql in MIGRATIONS:
+            if version > current:
+                conn.execute(for_postgres(sql))
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", [version])
+                current = version
     return current

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from orchestrator.turn_record import TurnRecord
-from storage.database import Database
+from storage.backends import Store
 
 COLUMNS = ("input_tokens", "output_tokens", "audio_seconds_in", "audio_seconds_out", "characters", "cost_usd")
 
@@ -34,7 +34,7 @@ def _totals(record: TurnRecord) -> dict[tuple[str, str], list[float]]:
 class UsageStore:
     """`budget_tokens` / `budget_usd`: what one user may use a day (0: no limit)."""
 
-    def __init__(self, db: Database, budget_tokens: int = 0, budget_usd: float = 0.0):
+    def __init__(self, db: Store, budget_tokens: int = 0, budget_usd: float = 0.0):
         self.db = db
         self.budget_tokens = budget_tokens
         self.budget_usd = budget_usd

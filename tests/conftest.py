@@ -17,6 +17,41 @@ sys.path.insert(0, str(ROOT))
 
 from config import Settings  # noqa: E402
 from providers import model_files  # noqa: E402
+from storage.backends import Store, open_database  # noqa: E402
+from tests import postgres_service  # noqa: E402
+
+# Which database the stores and every started app use: `pytest --db postgres` runs the
+# same tests on a real PostgreSQL (tests marked `storage` are the ones where it matters).
+DB_BACKEND = {"name": "duckdb"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=("duckdb", "postgres"), default="duckdb",
+                     help="database backend for stores and started apps")
+
+
+def pytest_configure(config):
+    DB_BACKEND["name"] = config.getoption("--db")
+    config.addinivalue_line("markers", "storage: stored data matters here; CI runs these on PostgreSQL too")
+
+
+def pytest_unconfigure(config):
+    postgres_service.stop_shared_server()
+
+
+def database_url() -> str | None:
+    """A fresh PostgreSQL database under `--db postgres`; None for the DuckDB file."""
+    return postgres_service.shared_server().new_database() if DB_BACKEND["name"] == "postgres" else None
+
+
+def stored_settings(data_dir: Path, **changes) -> Settings:
+    """Settings for services built in the test process, on the backend `--db` chose."""
+    return Settings(data_dir=data_dir, db_url=database_url(), **changes)
+
+
+def new_store(folder: Path) -> Store:
+    """The database a test's stores use: a DuckDB file in `folder`, or a fresh PostgreSQL database."""
+    return open_database(folder / "cozy.duckdb", database_url())
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +131,8 @@ def start_app(tmp_dir: Path, extra_env: dict[str, str] | None = None, ready_time
     env = {**os.environ, "COZY_HOST": "127.0.0.1", port_variable: str(port),
            "COZY_MODELS_DIR": str(Settings.from_env().models_dir), "COZY_PRELOAD_MODELS": "0",
            **(extra_env or {})}
+    if "COZY_DB_URL" not in (extra_env or {}) and (url := database_url()):
+        env["COZY_DB_URL"] = url  # under --db postgres every app gets a database of its own
     log_path = tmp_dir / f"app-{port}.log"
     process = subprocess.Popen([sys.executable, str(app_file)], cwd=app_file.parent, env=env,
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT)

@@ -25,6 +25,8 @@ from handlers.api.auth import AuthConfig, check_bind_address
 from tests.conftest import ROOT, free_port, start_app, stop_app
 from tests.fakes.openapi import component_validator
 
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
+
 JWT_SECRET = "cozy-test-secret-at-least-32-bytes-long"
 KEYS = {"alice-key": "alice", "bob-key": "bob", "carol-key": "carol", "dave-key": "dave",
         "erin-key": "erin", "frank-key": "frank"}

@@ -8,11 +8,11 @@ import threading
 import time
 from pathlib import Path
 
-from config import Settings
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 # Sixty words at 0.1 s each: six seconds of writing, so the cut lands while the model writes.
@@ -30,7 +30,7 @@ def wait_for(predicate, timeout_s: float = 30.0) -> bool:
 
 def test_talking_over_a_reply_stops_the_model_and_keeps_only_what_was_heard(tmp_path):
     model = ScriptedChatModel(text=LONG_REPLY, first_token_s=0.05, word_s=0.1)
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), model)
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), model)
     runner = VoiceTurnRunner(ScriptedSTT(text="tell me a long story"), RecordingTTS(audio_s_per_word=0.4),
                              services.orchestrator, 24_000)
     conversation = Conversation(user_id="ada", persona_id="concise")
@@ -63,7 +63,7 @@ def test_talking_over_a_reply_stops_the_model_and_keeps_only_what_was_heard(tmp_
 
 def test_a_scripted_model_pace_is_what_the_turn_record_reports(tmp_path):
     model = ScriptedChatModel(text="Tea is made from leaves.", first_token_s=0.3, word_s=0.05)
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), model)
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), model)
     runner = VoiceTurnRunner(ScriptedSTT(text="what is tea", seconds=0.2), RecordingTTS(first_audio_s=0.1),
                              services.orchestrator, 24_000)
     conversation = Conversation(user_id="ada", persona_id="concise")

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from config import Settings
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
@@ -19,7 +18,7 @@ from providers.local_queue import FairQueue
 from providers.offline.lazy import Lazy
 from providers.offline.loader import _kokoro
 from providers.offline.voices import OfflineVoices
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
 from tests.test_mandarin import listener  # noqa: F401 - fixture: the multilingual Whisper base
 from tests.test_voice_waiting import local_chain, wait_until
@@ -48,7 +47,7 @@ def local_voice(piper, espeak, kokoro):
 
 
 def runner_for(tmp_path, stt, local_voice, llm=None, queue_position=None):
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
                                    llm or ScriptedChatModel())
     runner = VoiceTurnRunner(stt, RecordingTTS(), services.orchestrator, 24_000, apology_tts=local_voice,
                              queue_position=queue_position)

@@ -9,8 +9,10 @@ from memory.facts import Fact
 from memory.knowledge import LocalKnowledge
 from orchestrator.context import estimate_tokens
 from personas.cards import MemoryPolicy
-from storage.database import Database
 from storage.term_index import terms_of
+from tests.conftest import new_store
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 GUIDE = """# 茶
 
@@ -24,7 +26,7 @@ GUIDE = """# 茶
 
 @pytest.fixture
 def db(tmp_path):
-    database = Database(tmp_path / "cozy.duckdb")
+    database = new_store(tmp_path)
     yield database
     database.close()
 

@@ -8,24 +8,31 @@ import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
+import pytest
 
-from config import Settings
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from tests.clients.voice_ws import VoiceWebsocketClient, espeak_clip
-from tests.conftest import ROOT, start_app, stop_app
+from storage.backends import open_database
+from tests.conftest import ROOT, database_url, start_app, stop_app, stored_settings
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 PERSONAS = ROOT / "personas"
 
 
-def saved_messages(db_path: Path) -> list[tuple[str, str]]:
-    with duckdb.connect(str(db_path), read_only=True) as conn:
-        return conn.execute("SELECT role, content FROM messages ORDER BY created_at, seq").fetchall()
+def read(folder: Path, url: str | None, sql: str) -> list[tuple]:
+    """What is stored, read once the app has stopped (the DuckDB file, or PostgreSQL)."""
+    db = open_database(folder / "cozy.duckdb", url)
+    try:
+        return db.read(sql)
+    finally:
+        db.close()
 
 
 async def test_acknowledged_turns_survive_kill_9(tmp_path):
-    env = {"COZY_DATA_DIR": str(tmp_path), "COZY_LLM": "smollm2-135m"}
+    url = database_url()
+    env = {"COZY_DATA_DIR": str(tmp_path), "COZY_LLM": "smollm2-135m", **({"COZY_DB_URL": url} if url else {})}
     app = start_app(tmp_path, env)
     try:
         async with VoiceWebsocketClient(app.base_url) as client:
@@ -44,22 +51,22 @@ async def test_acknowledged_turns_survive_kill_9(tmp_path):
 
     restarted = start_app(tmp_path, env)  # replays DuckDB's WAL on open
     stop_app(restarted)  # clean shutdown: drains memory learning, checkpoints
-    saved = saved_messages(tmp_path / "cozy.duckdb")
+    saved = read(tmp_path, url, "SELECT role, content FROM messages ORDER BY created_at, seq")
     for message in acknowledged:
         assert (message["role"], message["content"]) in saved
-    with duckdb.connect(str(tmp_path / "cozy.duckdb"), read_only=True) as conn:
-        assert conn.execute("SELECT value FROM profiles WHERE key = 'name'").fetchone() == ("Sarah",)
-        assert conn.execute("SELECT count(*) FROM memory_backlog").fetchone() == (0,)
+    assert read(tmp_path, url, "SELECT value FROM profiles WHERE key = 'name'") == [("Sarah",)]
+    assert read(tmp_path, url, "SELECT count(*) FROM memory_backlog") == [(0,)]
 
 
 def test_a_turn_saved_just_before_a_crash_is_still_learnt_from(tmp_path, fast_llm):
+    settings = stored_settings(tmp_path)
     crash = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from storage.database import Database
+        from storage.backends import open_database
         from storage.conversations import ConversationStore
-        store = ConversationStore(Database(Path({str(tmp_path / 'cozy.duckdb')!r})))
+        store = ConversationStore(open_database(Path({str(tmp_path / 'cozy.duckdb')!r}), {settings.db_url!r}))
         session = store.create_session("ada", "companion")
         store.save_turn(session, "ada", "companion", "My name is Ada and I live in Lyon.", "Nice!", {{}})
         os.kill(os.getpid(), signal.SIGKILL)  # before any learning could happen
@@ -67,7 +74,7 @@ def test_a_turn_saved_just_before_a_crash_is_still_learnt_from(tmp_path, fast_ll
     result = subprocess.run([sys.executable, "-c", crash], cwd=ROOT)
     assert result.returncode == -signal.SIGKILL
 
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "companion"), fast_llm)
+    services = build_chat_services(settings, PersonaCatalog(PERSONAS, "companion"), fast_llm)
     try:
         assert services.learner.wait_idle()
         assert services.profile.get("ada") == {"name": "Ada", "location": "Lyon"}

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import Settings, VoiceSettings
+from config import VoiceSettings
 from handlers.voice.end_of_turn import EndOfTurnJudge, TurnTakingPolicy
 from handlers.voice.reply_on_pause import CozyReplyOnPause
 from handlers.voice.turn import VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog, PersonaError, TurnTaking, parse_card
 from tests.pause_set import PAUSE_SET, QUESTIONS, paused_speech, question_speech, silence
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 FRAME = 320  # 20 ms at 16 kHz
@@ -26,7 +27,7 @@ VOICE = VoiceSettings()  # the shipped defaults: smart end of turn
 
 @pytest.fixture
 def handler(whisper, piper, fast_llm, vad, smart_turn, tmp_path):
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm)
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm)
     runner = VoiceTurnRunner(whisper, piper, services.orchestrator, 24_000, early_reply=False)
     policy = TurnTakingPolicy(VOICE, have_model=True)
     voice = CozyReplyOnPause(runner, vad, policy.options_for("concise", phone=False), default_persona="concise",

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import Settings
 from handlers.voice.sentences import SentenceChunker
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
@@ -19,6 +18,7 @@ from personas.cards import PersonaCatalog
 from providers.base import AudioClip, ChatDelta
 from providers.call_log import CallLog
 from providers.moderation.base import Verdict
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 # No clause break: the old rule waited for the sentence's end. The new one cuts before "is"
@@ -68,7 +68,7 @@ def make_runner(piper, tmp_path):
     made = []
 
     def make(model, early_reply: bool = True, moderator=None):
-        services = build_chat_services(Settings(data_dir=tmp_path / str(len(made))),
+        services = build_chat_services(stored_settings(tmp_path / str(len(made))),
                                        PersonaCatalog(PERSONAS, "concise"), model, moderator=moderator)
         made.append(services)
         return VoiceTurnRunner(None, piper, services.orchestrator, 24_000, early_reply=early_reply), services

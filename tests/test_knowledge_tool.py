@@ -12,18 +12,19 @@ from fastapi import FastAPI
 
 from handlers.knowledge_mcp import KnowledgeEndpoint
 from memory.knowledge import LocalKnowledge
-from storage.database import Database
-from tests.conftest import free_port
+from tests.conftest import free_port, new_store
 from tools.config import ServerSpec, ToolSpec, load_config
 from tools.gateway import ToolCallContext, ToolGateway
 from tools.servers.knowledge import build_knowledge_server
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 
 @pytest.fixture
 def knowledge_gateway(tmp_path, monkeypatch):
     monkeypatch.setenv("COZY_TOOLS_PINS_PATH", str(tmp_path / "pins.json"))
     monkeypatch.setenv("COZY_TOOLS_LOG_DIR", str(tmp_path / "logs"))
-    db = Database(tmp_path / "cozy.duckdb")
+    db = new_store(tmp_path)
     knowledge = LocalKnowledge(db)
     knowledge.add_document("ada", "ada-garden.md", "# Garden\n\nThe tomatoes go in the south bed in May.")
     knowledge.add_document("bob", "bob-secret.md", "# Vault\n\nThe vault code is 4471. The tomatoes are Bob's.")
@@ -80,7 +81,7 @@ def test_the_endpoint_needs_its_secret_path(knowledge_gateway):
 
 
 def test_uploading_a_document_again_replaces_it_and_a_deleted_one_is_gone(tmp_path):
-    db = Database(tmp_path / "cozy.duckdb")
+    db = new_store(tmp_path)
     knowledge = LocalKnowledge(db)
     knowledge.add_document("ada", "garden.md", "The tomatoes go in the south bed.")
     knowledge.add_document("bob", "garden.md", "Bob grows leeks by the shed.")

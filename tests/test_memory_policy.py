@@ -10,14 +10,16 @@ from memory.chat_memory import LocalChatMemory
 from memory.facts import extract_facts
 from memory.learner import MemoryLearner
 from personas.cards import MemoryPolicy, PersonaCatalog
-from storage.database import Database
+from tests.conftest import new_store
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
 @pytest.fixture
 def db(tmp_path):
-    database = Database(tmp_path / "cozy.duckdb")
+    database = new_store(tmp_path)
     yield database
     database.close()
 
@@ -42,7 +44,7 @@ def test_a_memory_past_its_retention_is_deleted_and_others_stay(db):
     learner = MemoryLearner(db, PersonaCatalog(PERSONAS, "companion"))
     assert learner.purge_expired() == 0  # nothing is due yet
     # Two days pass for Ada's Paris memory.
-    db.write(lambda c: c.execute("UPDATE memories SET expires_at = current_timestamp - INTERVAL 1 DAY "
+    db.write(lambda c: c.execute("UPDATE memories SET expires_at = current_timestamp - INTERVAL '1 day' "
                                  "WHERE user_id = 'ada' AND content LIKE '%Paris%'"))
     assert memory.recall("ada", "Where do I live?") == ["Their name is Ada"]  # hidden at once...
     assert learner.purge_expired() == 1  # ...and deleted by the purge

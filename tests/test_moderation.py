@@ -21,18 +21,18 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 
-from config import ModerationSettings, Settings
+from config import ModerationSettings
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.moderation import CONTENT_FILTER, SELF_HARM_SUPPORT, WITHHELD
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
 from personas.cards import DEFAULT_REFUSAL, PersonaCatalog, PersonaError, load_card
-from providers.base import AudioClip, CancelFlag, ChatDelta, ChatOptions
+from providers.base import CancelFlag, ChatDelta, ChatOptions
 from providers.moderation.chain import build_moderation
 from providers.moderation.offline import OfflineModerator
 from providers.moderation.openai import OpenAIModerationSettings, OpenAIModerator
 from storage.audit import DuckDbAuditSink
-from tests.conftest import free_port
+from tests.conftest import free_port, stored_settings
 from tests.fakes.fixtures import _fake_vendors, vendor, vendors  # noqa: F401 - fixtures
 from tests.fakes.openapi import component_validator
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, speech
@@ -96,7 +96,7 @@ def personas(tmp_path) -> PersonaCatalog:
 
 
 def services_with(tmp_path, personas, model, moderator=None, flags=None):
-    return build_chat_services(Settings(data_dir=tmp_path / "data"), personas, model,
+    return build_chat_services(stored_settings(tmp_path / "data"), personas, model,
                                moderator=moderator or OfflineModerator(),
                                on_moderation_flag=None if flags is None else flags.append)
 
@@ -391,7 +391,7 @@ def test_the_moderation_counter_counts_each_flag_by_category(tmp_path, personas)
         return REGISTRY.get_sample_value("cozy_moderation_flags_total", labels) or 0.0
 
     before = counted()
-    services = build_chat_services(Settings(data_dir=tmp_path / "data"), personas, CountingModel(),
+    services = build_chat_services(stored_settings(tmp_path / "data"), personas, CountingModel(),
                                    moderator=OfflineModerator(), on_moderation_flag=count_moderation_flag)
     try:
         turn(services, "I want to kill myself", channel="voice")

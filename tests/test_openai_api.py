@@ -17,6 +17,8 @@ import pytest
 from handlers.api.audio_codec import decode_audio
 from providers.pcm import rms_dbfs
 
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
+
 
 def sdk(base_url: str, key: str = "unused") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0,

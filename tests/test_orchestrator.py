@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
 from memory.chat_memory import LocalChatMemory
 from orchestrator.context import ContextGatherer, ContextTimeouts
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest
 from personas.cards import PersonaCatalog
 from storage.conversations import SessionNotFound
+from tests.conftest import stored_settings
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
@@ -28,7 +30,7 @@ def smart_llm(settings):
 
 
 def make_services(tmp_path, model, **kwargs):
-    return build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), model, **kwargs)
+    return build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), model, **kwargs)
 
 
 def say(services, text: str, user: str = "ada", session: str | None = None, persona: str = "concise") -> TurnDone:

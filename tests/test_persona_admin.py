@@ -13,14 +13,13 @@ import yaml
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from config import Settings
 from handlers.api import install_api
 from handlers.api.auth import AuthConfig, Authenticator
 from handlers.api.rate_limit import RateLimiter, RateLimits
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.moderation.offline import OfflineModerator
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, openai_llm
 
 pytest_plugins = ["tests.fakes.fixtures"]  # the fake vendor servers
@@ -36,7 +35,7 @@ CARD = {"id": "pirate", "name": "Pip the pirate", "language": "en",
 def api(vendor, tmp_path):
     folder = tmp_path / "personas"
     shutil.copytree(ROOT / "personas", folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(folder, "concise"), openai_llm(vendor),
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(folder, "concise"), openai_llm(vendor),
                                    moderator=OfflineModerator())
     app = FastAPI()
     install_api(app, services, ScriptedSTT(), RecordingTTS(),

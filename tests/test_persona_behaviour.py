@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDone, TurnRequest
 from personas.cards import PersonaCatalog
 from tests.persona_behaviour_set import SIGNATURES
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 FLOOR = 4  # of the six prompts; before the cards had examples and a reply style: Sage 0, Wren 0, Cozy 3
@@ -25,7 +25,7 @@ def services(tmp_path_factory, settings):
 
     model = LlamaChatModel(model_files.resolve("qwen2.5-1.5b", settings.models_dir), "qwen2.5-1.5b",
                            threads=2, context_tokens=4096)
-    built = build_chat_services(Settings(data_dir=tmp_path_factory.mktemp("behaviour")),
+    built = build_chat_services(stored_settings(tmp_path_factory.mktemp("behaviour")),
                                 PersonaCatalog(PERSONAS, "companion"), model)
     yield built
     built.close()

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import Settings
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDone, TurnRequest
 from personas.cards import PersonaCatalog, PersonaError, parse_card
 from providers.chains import PersonaModels
 from tests.fakes.vendor_server import Fault
+from tests.conftest import stored_settings
 
 pytest_plugins = ["tests.fakes.fixtures"]  # the fake vendor servers
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
@@ -25,7 +25,7 @@ def services(tmp_path, vendor, fast_llm):
     shutil.copytree(PERSONAS, folder)
     card = yaml.safe_load((folder / "concise.yaml").read_text())
     (folder / "cloudy.yaml").write_text(yaml.safe_dump({**card, "id": "cloudy", "model": "openai:gpt-4o-mini"}))
-    built = build_chat_services(Settings(data_dir=tmp_path / "data"), PersonaCatalog(folder, "concise"), fast_llm)
+    built = build_chat_services(stored_settings(tmp_path / "data"), PersonaCatalog(folder, "concise"), fast_llm)
     env = {"OPENAI_API_KEY": vendor.api_key, "OPENAI_BASE_URL": f"{vendor.url}/v1"}
     built.orchestrator.model_for = PersonaModels(env, fast_llm, lambda name: fast_llm)
     yield built

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from fastrtc import AdditionalOutputs
 
-from config import Settings
 
 from providers.pcm import rms_dbfs
 from handlers.voice.reply_on_pause import CozyReplyOnPause
 from handlers.voice.turn_detector import TurnDetectorOptions
-from handlers.voice.turn import APOLOGY, VoiceTurnRunner
+from handlers.voice.turn import VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from tests.clients.voice_ws import espeak_clip
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 FRAME = 320  # 20 ms at 16 kHz
@@ -44,7 +44,7 @@ def flaky_stt(whisper):
 
 @pytest.fixture
 def handler(flaky_stt, piper, fast_llm, vad, tmp_path):
-    settings = Settings(data_dir=tmp_path)
+    settings = stored_settings(tmp_path)
     services = build_chat_services(settings, PersonaCatalog(PERSONAS, "concise"), fast_llm)
     runner = VoiceTurnRunner(flaky_stt, piper, services.orchestrator, 24_000)
     runner.warmup()

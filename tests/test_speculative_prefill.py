@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from fastrtc import AdditionalOutputs
 
-from config import Settings
 from handlers.voice.reply_on_pause import CozyReplyOnPause
 from handlers.voice.turn import VoiceTurnRunner
 from handlers.voice.turn_detector import TurnDetectorOptions
@@ -17,6 +16,7 @@ from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.base import ChatOptions
 from tests.clients.voice_ws import espeak_clip
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 FRAME = 320  # 20 ms at 16 kHz
@@ -28,7 +28,7 @@ def voice(whisper, piper, fast_llm, vad, tmp_path):
     """A connection's handler on real models and a real database; every reported turn
     record is kept in `records`."""
     records = []
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm,
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm,
                                    on_record=records.append)
     runner = VoiceTurnRunner(whisper, piper, services.orchestrator, 24_000)
     handler = CozyReplyOnPause(runner, vad, TurnDetectorOptions(), default_persona="concise").copy()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings, ToolSettings
+from config import ToolSettings
 from orchestrator.chat import MAX_TOOL_ROUNDS, OUT_OF_ROUNDS_REPLY
 from orchestrator.services import build_chat_services
 from orchestrator.turns import TurnDelta, TurnDone, TurnRequest, TurnToolCall
@@ -19,13 +19,14 @@ from tests.fakes.providers import openai_llm
 from tools.config import load_config, with_state
 from tools.gateway import ToolGateway
 from tools.runner import GatewayToolRunner
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
 @pytest.fixture
 def engine(tmp_path, vendor):
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"),
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"),
                                    openai_llm(vendor))
     audit = DuckDbAuditSink(services.db)
     gateway = ToolGateway(with_state(load_config(), ToolSettings(), tmp_path), audit=audit)

@@ -13,7 +13,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from config import Settings
 from fastapi import FastAPI
 from handlers.api import install_api
 from handlers.api.auth import AuthConfig, Authenticator
@@ -30,9 +29,11 @@ from providers.breakers import ProviderPolicy
 from providers.call_log import FailedAttempt
 from providers.fallback import FallbackChatModel
 from providers.moderation.offline import OfflineModerator
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, groq_llm, openai_llm, speech
 from tests.fakes.vendor_server import Fault
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 pytest_plugins = ["tests.fakes.fixtures"]  # the fake vendor servers
 
@@ -42,7 +43,7 @@ QUESTION = "What is the capital of France?"
 
 def services_for(tmp_path, model, **options):
     """The real services; moderation by the offline word lists, whatever keys the environment has."""
-    return build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"), model,
+    return build_chat_services(stored_settings(tmp_path), PersonaCatalog(ROOT / "personas", "concise"), model,
                                moderator=OfflineModerator(), **options)
 
 

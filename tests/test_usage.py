@@ -6,9 +6,11 @@ import pytest
 
 from orchestrator.pricing import DEFAULT_PRICES, PriceTable, PriceTableError
 from orchestrator.turn_record import TurnRecord
-from storage.database import Database
 from storage.erasure import PersonalData
 from storage.usage import UsageStore
+from tests.conftest import new_store
+
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
 
 
 def _record(tokens_in: int, tokens_out: int) -> TurnRecord:
@@ -21,7 +23,7 @@ def _record(tokens_in: int, tokens_out: int) -> TurnRecord:
 
 @pytest.fixture()
 def db(tmp_path):
-    database = Database(tmp_path / "cozy.duckdb")
+    database = new_store(tmp_path)
     yield database
     database.close()
 

@@ -23,6 +23,8 @@ from space.typed_turn import run_typed_turn, start_chat
 from tests.conftest import ROOT
 from tests.fakes.providers import RecordingTTS, ScriptedSTT, openai_llm
 
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
+
 pytest_plugins = ["tests.fakes.fixtures"]  # the fake vendor servers
 
 KEYS = {"key-ada": "ada", "key-bob": "bob", "key-root": "root"}

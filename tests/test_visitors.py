@@ -15,6 +15,8 @@ from handlers.visitors import VisitorCookies
 from handlers.voice.identity import VoiceIdentities, VoiceTokens
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.storage  # also run on PostgreSQL (make test)
+
 
 class Clock:
     def __init__(self):

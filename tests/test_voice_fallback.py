@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import Settings
 from providers.pcm import rms_dbfs
 from handlers.voice.turn import Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
@@ -22,13 +21,14 @@ from tests.clients.voice_ws import espeak_clip
 from tests.fakes.fixtures import _fake_vendors, vendor, vendors  # noqa: F401 - fixtures
 from tests.fakes.providers import elevenlabs_tts
 from tests.fakes.vendor_server import Fault
+from tests.conftest import stored_settings
 
 PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
 @pytest.fixture
 def runner(tmp_path, vendor, whisper, piper, fast_llm):
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm)
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(PERSONAS, "concise"), fast_llm)
     chain = FallbackTTS([elevenlabs_tts(vendor), piper], policy=ProviderPolicy(fail_max=2, reset_timeout_s=60))
     runner = VoiceTurnRunner(whisper, chain, services.orchestrator, 24_000, apology_tts=piper)
     runner.warmup()

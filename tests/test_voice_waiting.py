@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-from config import Settings
 from handlers.voice.turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.chains import build_chains
 from providers.local_queue import FairQueue, QueuedChatModel
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
 
 
@@ -25,7 +24,7 @@ def local_chain(queue: FairQueue, tmp_path):
 def waiting_caller(tmp_path) -> tuple[FairQueue, object, RecordingTTS, VoiceTurnRunner]:
     """A voice runner over the local model's fair queue, speaking into a recording TTS."""
     queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
-    services = build_chat_services(Settings(data_dir=tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(ROOT / "personas", "concise"),
                                    local_chain(queue, tmp_path))
     tts = RecordingTTS()
     runner = VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000,

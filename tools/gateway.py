@@ -98,7 +98,8 @@ class _Failed(Exception):
 
 
 class ToolGateway:
-    def __init__(self, config: ToolsConfig, audit: AuditSink | None = None, resolver: Resolver | None = None):
+    def __init__(self, config: ToolsConfig, audit: AuditSink | None = None, resolver: Resolver | None = None,
+                 redis: Any = None):
         self.config = config
         self.audit = audit if audit is not None else JsonlAuditSink(config.log_dir.parent / "audit.jsonl")
         self.pins = PinStore(config.pins_path)
@@ -110,7 +111,8 @@ class ToolGateway:
                                          config.log_dir,
                                          on_listed=self.catalog.update)
         self.pseudonyms = Pseudonyms(config.identity_key_path)
-        self.confirmations = ConfirmationBook(config.confirmation_ttl_s)
+        # With Redis, a yes said on one replica confirms the call another one asked about.
+        self.confirmations = ConfirmationBook(config.confirmation_ttl_s, redis=redis)
 
     def _with_egress(self, spec: ServerSpec) -> ServerSpec:
         """An unvetted stdio server with a network tool reaches out only through our proxy."""

@@ -5,6 +5,7 @@ is the tool's side-effect level against the channel and persona policy in
 servers.yaml: allow, deny, or confirm. A confirmation is bound to the exact
 call the user was asked about (same session, tool and arguments), so a
 `confirmed` flag cannot be spent on a different call slipped in by injected text.
+With Redis the pending confirmations are shared, so the yes may reach any replica.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from redis import Redis
+
+from storage.redis_state import PREFIX
 from tools.config import CHANNELS, Policy
 
 
@@ -58,10 +62,13 @@ def call_digest(tool: str, arguments: dict[str, Any]) -> str:
 class ConfirmationBook:
     """Calls waiting for the user's yes, per session; each yes is spent once."""
 
-    def __init__(self, ttl_s: float = 300.0):
+    def __init__(self, ttl_s: float = 300.0, redis: Redis | None = None):
         self.ttl_s = ttl_s
         self._pending: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        # No fallback to memory here: if Redis fails, the call fails (the gateway says the tool
+        # could not be run), which can lose a yes but never spend one twice.
+        self._redis = redis
 
     def _expire(self, now: float) -> None:
         for key in [k for k, expires in self._pending.items() if expires < now]:
@@ -70,12 +77,18 @@ class ConfirmationBook:
     def require(self, session_id: str, tool: str, arguments: dict[str, Any], confirmed: bool) -> None:
         """Pass if this exact call was asked about and the user confirmed; else ask (raise)."""
         key = (session_id, call_digest(tool, arguments))
-        now = time.monotonic()
-        with self._lock:
-            self._expire(now)
-            if confirmed and self._pending.pop(key, None) is not None:
+        if self._redis is not None:
+            name = f"{PREFIX}confirm:{session_id}:{key[1]}"
+            if confirmed and self._redis.getdel(name) is not None:  # one replica wins the yes
                 return
-            self._pending[key] = now + self.ttl_s
+            self._redis.set(name, b"1", px=max(1, round(self.ttl_s * 1000)))
+        else:
+            now = time.monotonic()
+            with self._lock:
+                self._expire(now)
+                if confirmed and self._pending.pop(key, None) is not None:
+                    return
+                self._pending[key] = now + self.ttl_s
         hint = "Tell the user exactly what it will do, ask them, and call it again with the same arguments " \
                "once they say yes."
         if confirmed:

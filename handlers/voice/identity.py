@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+from typing import Any
 from pathlib import Path
 
 from handlers.visitor_limits import VisitorLimiter
@@ -102,9 +103,10 @@ class VoiceIdentities:
     With a `limiter` (a public server), opening a connection and each spoken turn
     also count against that identity's voice limits."""
 
-    def __init__(self, tokens: VoiceTokens | None, limiter: VisitorLimiter | None = None):
+    def __init__(self, tokens: VoiceTokens | None, limiter: VisitorLimiter | None = None, routes: Any = None):
         self.tokens = tokens
         self.limiter = limiter
+        self.routes = routes  # handlers/voice/replica_routes.VoiceRoutes, with replicas
         self._owners: dict[str, str] = {}
         self._personas: dict[str, str] = {}  # a phone call's persona, chosen by the number called
         self._lock = threading.Lock()
@@ -133,6 +135,8 @@ class VoiceIdentities:
             self._owners[connection_id] = user
             if persona_id:
                 self._personas[connection_id] = persona_id
+        if self.routes is not None:
+            self.routes.claim(connection_id)
 
     def persona(self, connection_id: str) -> str | None:
         with self._lock:
@@ -150,7 +154,9 @@ class VoiceIdentities:
 
     def forget(self, connection_id: str) -> None:
         with self._lock:
-            self._owners.pop(connection_id, None)
+            held = self._owners.pop(connection_id, None)
             self._personas.pop(connection_id, None)
+        if held is not None and self.routes is not None:
+            self.routes.release(connection_id)
         if self.limiter is not None:
             self.limiter.voice_closed(connection_id)

@@ -24,6 +24,7 @@ from providers.pcm import resample
 from handlers.voice.playback import PlaybackClock, SpokenReply
 from handlers.voice.sentences import FIRST_PIECE_WORDS, SentenceChunker
 from orchestrator.chat import ChatOrchestrator
+from orchestrator.in_flight import InFlight
 from orchestrator.turn_record import TurnRecord
 from personas.cards import Persona, PersonaError
 from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
@@ -220,6 +221,7 @@ class VoiceTurnRunner:
                  output_sample_rate: int, apology_tts: TextToSpeech | None = None,
                  queue_position: Callable[[str], int | None] | None = None, early_reply: bool = True):
         self.stt = stt
+        self.in_flight = InFlight()
         # Speak the first clause, think during the pause; False: the first sentence, whole,
         # and nothing evaluated before the turn is taken (COZY_EARLY_REPLY=0, for comparison).
         self.early_reply = early_reply
@@ -288,6 +290,10 @@ class VoiceTurnRunner:
         return transcribe_logged(self.stt, turn.audio, requester, language)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
+        """One spoken turn, from the words heard to the last audio, counted while it runs."""
+        return self.in_flight.track(self._run(turn, conversation))
+
+    def _run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
         record = TurnRecord(conversation.channel)
         record.add("endpointing", timings["endpointing_s"], provider="local", model=turn.ended_by)

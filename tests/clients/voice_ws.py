@@ -61,9 +61,12 @@ class TurnRecording:
 
 class VoiceWebsocketClient:
     def __init__(self, base_url: str, input_sample_rate: int = 16_000,
-                 output_sample_rate: int = 24_000, token: str | None = None):
+                 output_sample_rate: int = 24_000, token: str | None = None,
+                 headers: dict[str, str] | None = None, outputs_base_url: str | None = None):
         self.base_url = base_url.rstrip("/")
+        self.outputs_base_url = (outputs_base_url or base_url).rstrip("/")  # another replica, say
         self.token = token  # from GET /voice/token, on a server with identities
+        self.headers = headers or {}  # e.g. a balancer's route cookie, as a browser sends it
         self.ws_url = self.base_url.replace("http", "ws", 1) + "/voice/websocket/offer"
         self.input_rate = input_sample_rate
         self.output_rate = output_sample_rate
@@ -88,7 +91,7 @@ class VoiceWebsocketClient:
         return [self._read_media(), self._read_events()]
 
     async def __aenter__(self):
-        self._ws = await websockets.connect(self.ws_url, max_size=None)
+        self._ws = await websockets.connect(self.ws_url, max_size=None, additional_headers=self.headers)
         for frame in self._opening_frames():
             await self._ws.send(json.dumps(frame))
         self._tasks = [asyncio.create_task(reader) for reader in self._readers()]
@@ -118,8 +121,8 @@ class VoiceWebsocketClient:
             self._recording.reply_audio.append(pcm)
 
     async def _read_events(self) -> None:
-        url = f"{self.base_url}/voice/outputs"
-        async with httpx.AsyncClient(timeout=None) as client:
+        url = f"{self.outputs_base_url}/voice/outputs"
+        async with httpx.AsyncClient(timeout=None, headers=self.headers) as client:
             params = {"webrtc_id": self.websocket_id, **({"token": self.token} if self.token else {})}
             async with client.stream("GET", url, params=params) as response:
                 async for line in response.aiter_lines():
