@@ -219,11 +219,17 @@ def voice_for(provider_name: str, voice: str | None) -> str | None:
     """
     if not voice or "=" not in voice:
         return voice
-    for entry in voice.split(","):
-        name, _, value = entry.partition("=")
-        if name.strip() == provider_name:
-            return value.strip() or None
-    return None
+    return voice_entries(voice).get(provider_name) or None
+
+
+def voice_entries(voice: str | None) -> dict[str, str]:
+    """A per-provider voice ("elevenlabs=JBF…,openai=coral") as {provider: voice}; a plain one as {}."""
+    entries: dict[str, str] = {}
+    for entry in (voice or "").split(","):
+        name, sep, value = entry.partition("=")
+        if sep and name.strip() and name.strip() not in entries:  # the first entry wins, as it always has
+            entries[name.strip()] = value.strip()
+    return entries
 
 
 class FallbackChatModel(FallbackAdapter[ChatDelta]):

@@ -157,6 +157,7 @@ def stop_app(app: RunningApp) -> None:
         app.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         app.process.kill()
+        app.process.wait(timeout=20)  # until it is gone, its DuckDB lock with it
 
 
 def isolated_env(data_dir: Path) -> dict[str, str]:

@@ -190,6 +190,12 @@ def test_a_voice_connections_events_reach_a_client_asking_another_replica(cluste
         token = await asyncio.to_thread(voice_token, cluster.replica_url(1), "k-erin", "")
         async with VoiceWebsocketClient(cluster.replica_url(1), token=token,
                                         outputs_base_url=cluster.replica_url(3)) as client:
+            # Another identity asking another replica for it is told it does not exist.
+            others = await asyncio.to_thread(voice_token, cluster.replica_url(2), "k-bob", "")
+            async with httpx.AsyncClient(timeout=10) as http:
+                peek = await http.get(f"{cluster.replica_url(3)}/voice/outputs",
+                                      params={"webrtc_id": client.websocket_id, "token": others})
+            assert peek.status_code == 404, peek.text
             turn = await client.speak(espeak_clip("what is the capital of Spain"), listen_s=45)
         return turn.transcript()
     transcript = asyncio.run(talk())

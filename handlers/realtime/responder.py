@@ -28,6 +28,7 @@ from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, Tur
 from providers.base import TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
+from providers.fallback import voice_entries
 from providers.pcm import resample
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def tts_voice(client_voice: str, persona_voice: str | None) -> str | None:
     offline voice stays the persona's), an "engine:id" (kokoro:af_heart) to the offline voice."""
     if client_voice == "persona" or not client_voice:
         return persona_voice
-    entries = dict(e.split("=", 1) for e in (persona_voice or "").split(",") if "=" in e)
+    entries = voice_entries(persona_voice)
     if ":" in client_voice:
         entries["offline"] = client_voice
     elif client_voice in OPENAI_VOICES:

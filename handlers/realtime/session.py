@@ -132,7 +132,7 @@ class RealtimeSession:
         if self._work is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._work), timeout=10)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the socket is gone; keep what was saved
+            except Exception:  # noqa: BLE001 - a timeout or the work's own error: the socket is gone, keep what was saved
                 self._work.cancel()
 
     # --- session -----------------------------------------------------------------------------
@@ -321,7 +321,7 @@ class RealtimeSession:
         plan = self._plan(event.get("response") or {})
         self.limiter.request(self.user_id)
         if self._work is None or self._work.done():  # else a transcription runs: its item may be the input
-            try:
+            try:  # only a check, answered now; _respond builds the request when it runs, from the items then
                 turn_request(self.items, plan, self.user_id, self.session_id)
             except NoInput as exc:
                 raise EventError(str(exc), "no_input") from None

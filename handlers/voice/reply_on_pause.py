@@ -79,6 +79,7 @@ class CozyReplyOnPause(ReplyOnPause):
         self._pending: SpokenTurn | None = None
         self._interrupt = False
         self._announced_audio = False
+        self._watching_socket = False
         self._early: Future | None = None
         self._last_speech_at = 0.0
         self.conversation = Conversation(persona_id=default_persona)
@@ -283,6 +284,7 @@ class CozyReplyOnPause(ReplyOnPause):
                 else:
                     refusal = self._as_token_holder()
                 self.generator = self.runner.notice(refusal) if refusal else self.runner.run(turn, self.conversation)
+                self._reset_when_the_socket_ends()
             generator = self.generator
         try:
             output = next(generator)
@@ -291,11 +293,23 @@ class CozyReplyOnPause(ReplyOnPause):
         except Exception:
             log.exception("voice turn failed; the connection stays open")
             return self._finish_turn(generator)
+        if self.generator is not generator:  # the connection ended (reset) while this step ran
+            _close(generator)
+            return None
         audio, _ = split_output(output)
         if audio is not None and not self._announced_audio:
             self._announced_audio = True
             self.send_message_sync(create_message("log", "response_starting"))
         return output
+
+    def _reset_when_the_socket_ends(self) -> None:
+        """A websocket or phone connection: be reset when it ends, as a WebRTC peer is."""
+        if self._watching_socket:
+            return
+        when_ended = getattr(getattr(current_context.get(None), "websocket", None), "when_ended", None)
+        if when_ended is not None:
+            when_ended(self.reset)
+            self._watching_socket = True
 
     def _as_phone_caller(self) -> None:
         """A caller is not the local user: the identity their webhook token named
@@ -340,7 +354,13 @@ class CozyReplyOnPause(ReplyOnPause):
         return None
 
     def reset(self) -> None:
-        # Called by FastRTC when a connection ends: drop per-turn state.
+        # Called by FastRTC when a connection ends: drop per-turn state. A reply still being
+        # made is closed now, not whenever it is collected: it saves what was said and stops
+        # counting as in flight (a draining server waits for those).
+        with self._lock:
+            generator, self.generator = self.generator, None
+        if generator is not None:
+            _close(generator)
         super().reset()
         with self._lock:
             self._pending = None
@@ -351,3 +371,12 @@ class CozyReplyOnPause(ReplyOnPause):
         if self.speculation is not None:
             self.speculation.cancel()
         self._reset_turn_audio()
+
+
+def _close(generator: Any) -> None:
+    try:
+        generator.close()
+    except ValueError:  # a step runs in emit right now: emit closes it when the step returns
+        pass
+    except Exception:  # noqa: BLE001 - closing is cleanup; the turn logs its own errors
+        log.warning("closing an ended connection's reply failed", exc_info=True)

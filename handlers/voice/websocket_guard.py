@@ -72,6 +72,19 @@ class GuardedWebSocket:
         self.before_close: Callable[[], None] | None = None  # frees the slot before the close goes out
         # A phone stream: what the caller has heard, from the marks Twilio echoes.
         self.playback = PlaybackClock() if phone else None
+        # FastRTC resets a WebRTC peer's handler when it goes, never a websocket's (0.0.34):
+        # the handler asks to be told here (its reset closes a reply still being made).
+        self._on_end: list[Callable[[], None]] = []
+
+    def when_ended(self, callback: Callable[[], None]) -> None:
+        self._on_end.append(callback)
+
+    def ended(self) -> None:
+        """The connection is over: run the callbacks off the event loop (they save what was said)."""
+        callbacks, self._on_end = self._on_end, []
+        loop = asyncio.get_running_loop()
+        for callback in callbacks:
+            loop.run_in_executor(None, callback)
 
     def __getattr__(self, name):
         return getattr(self._ws, name)
@@ -270,6 +283,7 @@ async def _guarded(websocket: WebSocket, serve, start_field: str, slots: VoiceSl
         await _close(websocket, CLOSE_INVALID, "bad frame")
     finally:
         release()
+        guarded.ended()
 
 
 def build_guard_routes(stream: Stream, slots: VoiceSlots, identities: VoiceIdentities | None = None,

@@ -36,6 +36,8 @@ class Fault:
     hang: bool = False  # never answer (until the client gives up or the server stops)
     drop_after_chunks: int | None = None  # cut the connection after this many body chunks
     chunk_delay_s: float = 0.0  # between body chunks
+    hold: threading.Event | None = None  # before chunk `hold_before_chunk`, wait until it is set
+    hold_before_chunk: int = 2  # 0 is the role, 1 the first text
 
 
 @dataclass
@@ -179,6 +181,9 @@ class FakeVendorServer:
                 raise _ClientDropped()  # uvicorn closes the socket mid-body
             if fault is not None and fault.chunk_delay_s and index:
                 await asyncio.sleep(fault.chunk_delay_s)
+            while fault is not None and fault.hold is not None and index == fault.hold_before_chunk and not fault.hold.is_set() \
+                    and not self._stopping.is_set():
+                await asyncio.sleep(0.02)
             yield piece
 
     async def _chat(self, request: Request) -> Response:
