@@ -53,7 +53,7 @@ from handlers.tracing import TurnTracer  # noqa: E402
 from orchestrator.services import build_chat_services  # noqa: E402
 from personas.cards import PersonaCatalog  # noqa: E402
 from providers.chains import PersonaModels, build_chains  # noqa: E402
-from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT  # noqa: E402
+from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT, position_in_any  # noqa: E402
 from providers.offline.loader import load_offline_models, local_models  # noqa: E402
 from space.offline_assets import OfflinePageMiddleware  # noqa: E402
 from space.ui import NO_TURN_NOTE, PageAccess, build_ui  # noqa: E402
@@ -99,7 +99,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info, dr
     services.personal_data.tool_servers = gateway  # "forget me" reaches the notes server's file too
     # The apology is made once, by the local voice: it must play when the chain is what broke.
     runner = VoiceTurnRunner(stt, tts, services.orchestrator, settings.voice.output_sample_rate,
-                             apology_tts=models.tts, queue_position=queues["llm"].position,
+                             apology_tts=models.tts, queue_position=position_in_any(queues["stt"], queues["llm"]),
                              early_reply=settings.voice.early_reply)
     if drain is not None:  # on SIGTERM, turns being thought or spoken are finished first
         drain.busy += [lambda: runner.in_flight.count > 0, lambda: services.orchestrator.in_flight.count > 0]
@@ -178,7 +178,7 @@ def build_app(settings: Settings, progress: Callable[[str], None] = log.info, dr
 
 def start_tools(settings: Settings, audit: DuckDbAuditSink, knowledge_url: str, redis: Any = None) -> ToolGateway:
     # Tool state lives beside the rest of the data, so one COZY_DATA_DIR moves everything.
-    config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
+    config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir, settings.db_url)
     # The knowledge server is served by this app, so it answers once the app is up;
     # the gateway's supervisor keeps retrying until then.
     knowledge = ServerSpec(name="knowledge", url=knowledge_url, start_timeout_s=5, share_identity=True,

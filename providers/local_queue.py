@@ -58,6 +58,14 @@ class QueueStats:
     waiting: int = 0
 
 
+def position_in_any(*queues: "FairQueue") -> Callable[[str | None], int | None]:
+    """How many go before a requester in whichever of `queues` it waits in (None: in none)."""
+    def position(requester: str | None) -> int | None:
+        waits = [p for p in (q.position(requester) for q in queues) if p is not None]
+        return max(waits) if waits else None
+    return position
+
+
 class FairQueue:
     def __init__(self, name: str, max_waiting: int = 8, max_waiting_per_requester: int = 2,
                  max_wait_s: float = 90.0, on_wait: Callable[[str, float], None] | None = None):

@@ -5,6 +5,8 @@
 Stop the app first (DuckDB allows one process per file). The target gets the schema
 (the same migrations) and every row, in one transaction: it either has all of it or
 nothing. A target that already holds data is refused, so nothing is copied twice.
+The tool state beside the file (`tools/`: the notes server's notes and reminders, the
+tool pins) is copied too, into the tables the replicas share.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import psycopg
 from storage.migrations import MIGRATIONS
 from storage.postgres import PostgresDatabase
 from storage.urls import without_password
+from tools.pins import PinError, PinStore
+from tools.servers.notes_store import NotesStore
 
 
 def tables_of(conn: duckdb.DuckDBPyConnection) -> list[str]:
@@ -54,15 +58,47 @@ def copy(source: Path, url: str, progress=print) -> dict[str, int]:
     return counts
 
 
+def copy_tool_state(folder: Path, url: str, progress=print) -> dict[str, int]:
+    """The notes (notes.duckdb) and the tool pins (pins.json) in `folder`, where there are any."""
+    counts: dict[str, int] = {}
+    notes = folder / "notes.duckdb"
+    if notes.is_file():
+        NotesStore(None, url).close()  # its table, as the notes servers make it
+        with duckdb.connect(str(notes), read_only=True) as duck, psycopg.connect(url) as pg, pg.transaction():
+            if pg.execute("SELECT 1 FROM tool_notes LIMIT 1").fetchone():
+                raise SystemExit(f"{without_password(url)} already has notes: copy into an empty database")
+            rows = duck.execute("SELECT id, user_id, text, remind_at, created_at FROM notes").fetchall()
+            with pg.cursor().copy("COPY tool_notes (id, user_id, text, remind_at, created_at) FROM STDIN") as target:
+                for row in rows:
+                    target.write_row(row)
+            # New notes are numbered after the copied ones.
+            pg.execute("SELECT setval('tool_notes_ids', (SELECT coalesce(max(id), 0) FROM tool_notes) + 1, false)")
+        counts["tool_notes"] = len(rows)
+        progress(f"tool_notes: {len(rows)} rows")
+    pins = folder / "pins.json"
+    if pins.is_file():
+        source, target = PinStore(pins), PinStore(pins, url)
+        try:
+            counts["tool_pins"] = target.adopt(source)
+        except PinError as exc:
+            raise SystemExit(f"{without_password(url)}: {exc}") from None
+        finally:
+            target.close()
+        progress(f"tool_pins: {counts['tool_pins']} tools")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="the DuckDB file (the app stopped)")
     parser.add_argument("url", help="postgresql://user:password@host:port/database")
+    parser.add_argument("--tools-state", type=Path, help="the tool state folder (default: tools/ beside the file)")
     args = parser.parse_args(argv)
     if not args.source.is_file():
         print(f"{args.source}: no such file", file=sys.stderr)
         return 2
     counts = copy(args.source, args.url)
+    counts.update(copy_tool_state(args.tools_state or args.source.parent / "tools", args.url))
     print(f"copied {sum(counts.values())} rows in {len(counts)} tables into {without_password(args.url)}")
     return 0
 

@@ -185,7 +185,9 @@ def test_a_visitor_types_a_question_gets_an_answer_and_can_be_forgotten(browser:
         assert cookie["httpOnly"], "the visitor cookie must be HttpOnly"
 
         typed = page.get_by_placeholder("Say something…")
-        typed.fill("What is the capital of France?")
+        # A question with a few sentences to its answer: a one-line reply can reach the page in the
+        # same frame as its closing badge on a busy machine, and nothing would show it streamed.
+        typed.fill("What is the capital of France? Tell me a little about it.")
         watch_the_transcript(page)
         typed.press("Enter")
         asked, answers = transcript_messages(page)

@@ -21,6 +21,8 @@ from storage.postgres import PostgresDatabase, postgres_sql
 from storage.urls import without_password
 from tests import postgres_service
 from tests.conftest import ROOT
+from tools.pins import PinStore
+from tools.servers.notes_store import NotesStore
 
 pytestmark = pytest.mark.storage
 
@@ -159,6 +161,10 @@ def test_a_duckdb_file_copied_into_postgresql_keeps_each_users_data_theirs(tmp_p
     assert learner.wait_idle(30)
     learner.stop()
     duck.close()
+    notes = NotesStore(tmp_path / "tools" / "notes.duckdb")  # the notes server's own file, beside it
+    notes.add("ada", "water the basil")
+    notes.close()
+    assert PinStore(tmp_path / "tools" / "pins.json").verdict("add_note", "notes", "digest-1", []).enabled
 
     command = [sys.executable, "-m", "storage.copy_to_postgres", str(tmp_path / "cozy.duckdb"), url]
     copied = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -176,5 +182,18 @@ def test_a_duckdb_file_copied_into_postgresql_keeps_each_users_data_theirs(tmp_p
         assert not LocalChatMemory(pg).recall("bob", "where do I live?")
     finally:
         pg.close()
+    assert "tool_notes: 1 rows" in copied.stdout and "tool_pins: 1 tools" in copied.stdout
+    shared_notes = NotesStore(None, url)
+    try:
+        assert [n.text for n in shared_notes.list("ada")] == ["water the basil"] and not shared_notes.list("bob")
+        assert shared_notes.add("ada", "repot the mint") > shared_notes.list("ada")[0].id  # numbered after
+    finally:
+        shared_notes.close()
+    shared_pins = PinStore(tmp_path / "unused.json", url)
+    try:  # the pin came along: the same tool is trusted, a changed one still held back
+        assert shared_pins.verdict("add_note", "notes", "digest-1", []).enabled
+        assert not shared_pins.verdict("add_note", "notes", "digest-2", []).enabled
+    finally:
+        shared_pins.close()
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode != 0 and "already has rows" in again.stderr  # nothing copied twice

@@ -9,7 +9,7 @@ from handlers.voice.turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnR
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.chains import build_chains
-from providers.local_queue import FairQueue, QueuedChatModel
+from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT, position_in_any
 from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
 
@@ -72,4 +72,39 @@ def test_a_caller_with_nobody_ahead_hears_only_the_answer(tmp_path):
     queue, services, tts, runner = waiting_caller(tmp_path)
     list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
     assert ONE_MOMENT not in tts.texts and any("Here you are" in t for t in tts.texts)
+    services.close()
+
+
+def test_a_caller_whose_words_wait_for_speech_recognition_hears_one_moment_first(tmp_path):
+    """Eight callers at once queue for the one Whisper before any model: the wait counts from
+    the end of their speech, and includes that queue."""
+    stt_queue = FairQueue("stt:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
+    llm_queue = FairQueue("llm:test", max_waiting=4, max_waiting_per_requester=2, max_wait_s=60)
+    recognizer = ScriptedSTT(text="what time is it")
+    llm, stt, _ = build_chains({}, QueuedChatModel(ScriptedChatModel(text="Here you are."), llm_queue),
+                               QueuedSTT(recognizer, stt_queue), RecordingTTS(), cache_dir=tmp_path / "tts")
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(ROOT / "personas", "concise"), llm)
+    tts = RecordingTTS()
+    runner = VoiceTurnRunner(stt, tts, services.orchestrator, 24_000,
+                             queue_position=position_in_any(stt_queue, llm_queue))
+    someone_else_done, holding = threading.Event(), threading.Event()
+
+    def someone_else() -> None:
+        with stt_queue.turn("someone-else"):  # another caller's words being recognised
+            holding.set()
+            someone_else_done.wait(30)
+
+    threading.Thread(target=someone_else, daemon=True).start()
+    assert holding.wait(10)
+    turn = SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter())
+    call = threading.Thread(target=lambda: list(runner.run(turn, Conversation(user_id="caller"))), daemon=True)
+    call.start()
+    try:
+        assert wait_until(lambda: ONE_MOMENT in tts.texts), tts.texts
+        assert recognizer.calls == 0  # told while its words still wait to be heard
+    finally:
+        someone_else_done.set()
+    call.join(30)
+    assert recognizer.calls == 1
+    assert tts.texts[0] == ONE_MOMENT and any("Here you are" in t for t in tts.texts[1:]), tts.texts
     services.close()

@@ -66,13 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)
     settings = Settings.from_env()
     try:
-        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
+        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir,
+                            settings.db_url)
     except ToolsConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "approve":
         try:
-            pin = PinStore(config.pins_path).approve(args.tool)
+            pins = PinStore(config.pins_path, config.db_url)
+            try:
+                pin = pins.approve(args.tool)
+            finally:
+                pins.close()
         except PinError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

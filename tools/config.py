@@ -108,11 +108,15 @@ class ToolsConfig:
     confirmation_ttl_s: float = 300.0
     identity_key_path: Path = PROJECT_ROOT / "data" / "tools" / "identity.key"  # keys the pseudonyms
     state_dir: Path = PROJECT_ROOT / "data" / "tools"  # "{state_dir}" in a server's env
+    # "{db_url}" in a server's env: the engine's PostgreSQL (COZY_DB_URL), "" on the DuckDB file.
+    # Replicas share it, so a server keeping user data there (notes) is the same on all of them.
+    db_url: str | None = None
 
     def server_env(self, spec: ServerSpec) -> ServerSpec:
-        """The spec as started: "{state_dir}" in its env is this config's state folder."""
-        folder = str(self.state_dir)
-        return replace(spec, env={k: v.replace("{state_dir}", folder) for k, v in spec.env.items()})
+        """The spec as started: "{state_dir}" and "{db_url}" in its env filled in."""
+        folder, url = str(self.state_dir), self.db_url or ""
+        return replace(spec, env={k: v.replace("{state_dir}", folder).replace("{db_url}", url)
+                                  for k, v in spec.env.items()})
 
     def tool_spec(self, server: str, tool: str) -> ToolSpec | None:
         for spec in self.servers:
@@ -282,12 +286,14 @@ def load_config(path: Path = DEFAULT_CONFIG_PATH) -> ToolsConfig:
         raise ToolsConfigError(f"{path.name}: {exc}") from exc
 
 
-def with_state(config: ToolsConfig, tools: ToolSettings, data_dir: Path) -> ToolsConfig:
+def with_state(config: ToolsConfig, tools: ToolSettings, data_dir: Path, db_url: str | None = None) -> ToolsConfig:
     """Where the gateway keeps its state: what the environment names (ToolSettings), else what
-    the servers file names, else a folder in the data dir (so one COZY_DATA_DIR moves it all)."""
+    the servers file names, else a folder in the data dir (so one COZY_DATA_DIR moves it all);
+    with `db_url` (COZY_DB_URL) the pins and the notes are in that shared database instead."""
     fallback = tools.under(data_dir)
 
     def pick(name: str) -> Path:
         named = getattr(config, name)
         return getattr(tools, name) or (named if named != getattr(ToolsConfig, name) else getattr(fallback, name))
-    return replace(config, **{name: pick(name) for name in ("state_dir", "pins_path", "log_dir", "identity_key_path")})
+    return replace(config, db_url=db_url,
+                   **{name: pick(name) for name in ("state_dir", "pins_path", "log_dir", "identity_key_path")})

@@ -102,7 +102,7 @@ class ToolGateway:
                  redis: Any = None):
         self.config = config
         self.audit = audit if audit is not None else JsonlAuditSink(config.log_dir.parent / "audit.jsonl")
-        self.pins = PinStore(config.pins_path)
+        self.pins = PinStore(config.pins_path, config.db_url)
         self.catalog = ToolCatalog(config, self.pins)
         self.url_guard = UrlGuard(resolver, config.allow_private_hosts)
         self.egress = EgressProxy(self.url_guard, on_refused=self._egress_refused)
@@ -131,7 +131,8 @@ class ToolGateway:
         """The gateway on its own (tools.cli): config and state as Settings reads them
         (COZY_TOOLS_CONFIG, COZY_DATA_DIR...); audit to <state dir>/audit.jsonl when no sink is given."""
         settings = Settings.from_env()
-        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir)
+        config = with_state(load_config(settings.tools.config_path), settings.tools, settings.data_dir,
+                            settings.db_url)
         audit_path = settings.tools.audit_path or config.state_dir / "audit.jsonl"
         return cls(config, audit if audit is not None else JsonlAuditSink(audit_path))
 
@@ -142,6 +143,7 @@ class ToolGateway:
     def stop(self) -> None:
         self.manager.stop()
         self.egress.stop()
+        self.pins.close()
 
     def __enter__(self) -> ToolGateway:
         self.start()

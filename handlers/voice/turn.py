@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,12 @@ ONE_MOMENT = "One moment, I'm just finishing with someone else."
 CANNED_ZH = {APOLOGY: "抱歉，我这边出了点问题。请再说一遍好吗？",
              BUSY: "抱歉，我正在和别人说话，请过几秒再说一遍。",
              ONE_MOMENT: "请稍等，我马上就好。"}
-ONE_MOMENT_AFTER_S = 1.5  # waiting in the model's queue this long, the caller hears why
+# Heard nothing this long after they stopped talking, and waiting behind someone else's turn
+# (for speech recognition or the model), a caller hears why.
+ONE_MOMENT_AFTER_S = 1.5
+WAIT_POLL_S = 0.1
+# A transcription the pause did not start: run beside the turn, so the turn can speak while it waits.
+_stt_jobs = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voice-stt")
 # The reply's audio is produced faster than it is played: the turn says "listening" only
 # once the caller has heard it (or talked over it), at most this long after its last words.
 LONGEST_PLAYBACK_WAIT_S = 30.0
@@ -108,6 +113,22 @@ class SpokenTurn:
     # What ended it: the end-of-turn model ("smart-turn-v3.2"), "silence" (a fixed pause),
     # "fallback silence" (the model was not sure) or "max length"; the record keeps it.
     ended_by: str = "silence"
+
+
+@dataclass
+class WaitNotice:
+    """When to say "One moment" (at most once a turn). It counts from the end of the caller's
+    speech, so it includes the wait for speech recognition, which eight callers at once make long."""
+
+    deadline: float  # perf_counter
+    said: bool = False
+
+    def poll_s(self) -> float | None:
+        """How long to wait for work before looking again (None: for as long as it takes)."""
+        return None if self.said else max(WAIT_POLL_S, self.deadline - time.perf_counter())
+
+    def due(self) -> bool:
+        return not self.said and time.perf_counter() >= self.deadline
 
 
 @dataclass
@@ -225,7 +246,7 @@ class VoiceTurnRunner:
         # Speak the first clause, think during the pause; False: the first sentence, whole,
         # and nothing evaluated before the turn is taken (COZY_EARLY_REPLY=0, for comparison).
         self.early_reply = early_reply
-        self.queue_position = queue_position  # the local LLM's queue: how many go before a user
+        self.queue_position = queue_position  # the local models' queues: how many go before a user
         self.tts = tts
         self.orchestrator = orchestrator
         self.output_sample_rate = output_sample_rate
@@ -279,15 +300,29 @@ class VoiceTurnRunner:
             return "en", None
         return persona.stt_language, persona.speech_voice
 
-    def _transcribe(self, turn: SpokenTurn, requester: str, language: str | None) -> tuple[str, CallLog]:
+    def _transcribe(self, turn: SpokenTurn, requester: str, language: str | None,
+                    notice: WaitNotice) -> Iterator[Any]:
+        """Yields "one moment" if the words are long in coming; returns (text, call log)."""
         if turn.early_transcript is not None:
             try:
-                return turn.early_transcript.result()
+                return (yield from self._wait_for(turn.early_transcript, requester, language, notice))
             except ModelBusy:
                 raise
             except Exception:  # the early attempt failed: try once more, for real
                 log.warning("early transcription failed; transcribing again", exc_info=True)
-        return transcribe_logged(self.stt, turn.audio, requester, language)
+        job = _stt_jobs.submit(transcribe_logged, self.stt, turn.audio, requester, language)
+        return (yield from self._wait_for(job, requester, language, notice))
+
+    def _wait_for(self, job: Future, requester: str, language: str | None, notice: WaitNotice) -> Iterator[Any]:
+        while True:
+            try:
+                return job.result(timeout=notice.poll_s())
+            except TimeoutError:
+                # Not started (early transcriptions run one at a time), or queued for a model.
+                waiting = not job.running() and not job.done()
+                if notice.due() and (waiting or self._waits_in_queue(requester)):
+                    notice.said = True
+                    yield self._say(ONE_MOMENT, language)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
         """One spoken turn, from the words heard to the last audio, counted while it runs."""
@@ -304,10 +339,11 @@ class VoiceTurnRunner:
                                   "language": language or "auto", "voice": voice}
         yield conversation.show("heard")
         stt_log = CallLog()
+        notice = WaitNotice(turn.speech_ended_at + ONE_MOMENT_AFTER_S)
         try:
             started = time.perf_counter()
             try:
-                text, stt_log = self._transcribe(turn, conversation.user_id, language)
+                text, stt_log = yield from self._transcribe(turn, conversation.user_id, language, notice)
             finally:
                 timings["stt_s"] = time.perf_counter() - started
                 record.add("stt", timings["stt_s"], stt_log, audio_in_s=turn.audio.duration_s,
@@ -343,7 +379,7 @@ class VoiceTurnRunner:
             return
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        speech = yield from self._reply(text, turn, conversation, timings, record, voice, language)
+        speech = yield from self._reply(text, turn, conversation, timings, record, voice, language, notice)
         # "Speaking" lasts while the caller hears the reply, not while it is made.
         if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
             speech.keep_heard(conversation)  # talked over its last words: keep what was heard
@@ -351,7 +387,7 @@ class VoiceTurnRunner:
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
                timings: dict[str, float], record: TurnRecord, voice: str | None,
-               language: str | None = None) -> Iterator[Any]:
+               language: str | None, notice: WaitNotice) -> Iterator[Any]:
         """Speaks the reply; returns when (perf_counter) its audio will have been played."""
         request = conversation.next_request(text, record)
         pieces: queue.Queue = queue.Queue()
@@ -365,15 +401,14 @@ class VoiceTurnRunner:
         speech = ReplySpeech(self.orchestrator, conversation)
         request.heard_reply = speech.heard_text  # a reply still being written when cut off keeps this
         live_reply = {"role": "assistant", "content": ""}  # streams into the transcript as it is spoken
-        told_to_wait = False
         done: TurnDone | None = None
         try:
             while True:
                 try:
-                    kind, value = pieces.get(timeout=ONE_MOMENT_AFTER_S if not told_to_wait else None)
+                    kind, value = pieces.get(timeout=None if spoken else notice.poll_s())
                 except queue.Empty:
-                    told_to_wait = True
-                    if not spoken and self._waits_in_queue(conversation.user_id):
+                    if notice.due() and self._waits_in_queue(conversation.user_id):
+                        notice.said = True
                         yield self._say(ONE_MOMENT, language)
                     continue
                 if kind == "piece":

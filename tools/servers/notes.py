@@ -3,7 +3,7 @@
 The user is never an argument: the gateway puts the trusted user id in the
 request `_meta` (see trusted_context.py), so the model cannot read or delete
 someone else's notes by naming them. Storage: COZY_NOTES_DB, default
-data/tools/notes.duckdb.
+data/tools/notes.duckdb; or the engine's PostgreSQL when COZY_NOTES_DB_URL is set.
 
 A result's first line is said aloud ("I've noted that: buy milk."); the note
 numbers and exact times follow.
@@ -45,7 +45,7 @@ def _spoken_list(notes: list[Note], kind: str) -> str:
 def store() -> NotesStore:
     global _store
     if _store is None:  # opened on first use, so importing this module touches no file
-        _store = NotesStore(Path(os.environ.get("COZY_NOTES_DB") or DEFAULT_DB))
+        _store = NotesStore(Path(os.environ.get("COZY_NOTES_DB") or DEFAULT_DB), os.environ.get("COZY_NOTES_DB_URL"))
     return _store
 
 

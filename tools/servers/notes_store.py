@@ -1,4 +1,6 @@
-"""Per-user notes and reminders in the notes server's own DuckDB file.
+"""Per-user notes and reminders: in the notes server's own DuckDB file, or, when the engine
+runs as several replicas, in their shared PostgreSQL (COZY_NOTES_DB_URL), so a note made
+through one replica is read through any other.
 
 DuckDB allows one read-write process per file, and this server is that process.
 Tool calls arrive on worker threads; one connection behind a lock serialises
@@ -11,19 +13,68 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 _SCHEMA = """
-CREATE SEQUENCE IF NOT EXISTS note_ids START 1;
-CREATE TABLE IF NOT EXISTS notes (
-    id BIGINT PRIMARY KEY DEFAULT nextval('note_ids'),
+CREATE SEQUENCE IF NOT EXISTS {table}_ids START 1;
+CREATE TABLE IF NOT EXISTS {table} (
+    id BIGINT PRIMARY KEY DEFAULT nextval('{table}_ids'),
     user_id VARCHAR NOT NULL,
     text VARCHAR NOT NULL,
     remind_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
 """
+# The file has always said "notes"; in the engine's shared database the name says whose it is.
+DUCKDB_TABLE, POSTGRES_TABLE = "notes", "tool_notes"
+
+
+class _Postgres:
+    """The few calls NotesStore makes, on one psycopg connection (autocommit: each is one statement)."""
+
+    def __init__(self, url: str):
+        import psycopg  # only with a URL: the file needs no PostgreSQL driver
+
+        self._connect = lambda: psycopg.connect(url, autocommit=True, connect_timeout=10)
+        self._lost = psycopg.OperationalError
+        self._conn = self._connect()
+        with self._conn.transaction():  # replicas start their notes servers together
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('cozy tool_notes schema'))")
+            for statement in filter(str.strip, _SCHEMA.format(table=POSTGRES_TABLE).split(";")):
+                self._conn.execute(statement)
+
+    def execute(self, sql: str, params: list[Any]) -> Any:
+        sql = sql.replace("?", "%s")
+        try:
+            return self._conn.execute(sql, params)
+        except self._lost:  # the database restarted: one new connection, one more try
+            self._conn = self._connect()
+            return self._conn.execute(sql, params)
+
+    def erased(self) -> None:
+        self._conn.execute(f"VACUUM {POSTGRES_TABLE}")  # gone from the pages, not only hidden
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _DuckDb:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Small caps: this process runs under an address-space rlimit.
+        self._db = duckdb.connect(str(path), config={"threads": 1, "memory_limit": "128MB"})
+        self._db.execute(_SCHEMA.format(table=DUCKDB_TABLE))
+
+    def execute(self, sql: str, params: list[Any]) -> Any:
+        return self._db.execute(sql, params)
+
+    def erased(self) -> None:
+        self._db.execute("CHECKPOINT")  # erased from the file, not only hidden
+
+    def close(self) -> None:
+        self._db.close()
 
 
 @dataclass(frozen=True)
@@ -39,17 +90,15 @@ class Note:
 
 
 class NotesStore:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Small caps: this process runs under an address-space rlimit.
-        self._db = duckdb.connect(str(path), config={"threads": 1, "memory_limit": "128MB"})
-        self._db.execute(_SCHEMA)
+    def __init__(self, path: Path, url: str | None = None):
+        self._db = _Postgres(url) if url else _DuckDb(path)
+        self._table = POSTGRES_TABLE if url else DUCKDB_TABLE
         self._lock = threading.Lock()
 
     def add(self, user_id: str, text: str, remind_at: datetime | None = None) -> int:
         with self._lock:
-            row = self._db.execute("INSERT INTO notes (user_id, text, remind_at) VALUES (?, ?, ?) RETURNING id",
-                                   [user_id, text, remind_at]).fetchone()
+            row = self._db.execute(f"INSERT INTO {self._table} (user_id, text, remind_at) VALUES (?, ?, ?) "
+                                   "RETURNING id", [user_id, text, remind_at]).fetchone()
         return int(row[0])
 
     def list(self, user_id: str, kind: str = "all", limit: int = 50) -> list[Note]:
@@ -57,20 +106,20 @@ class NotesStore:
         order = "remind_at" if kind == "reminders" else "id"
         with self._lock:
             rows = self._db.execute(
-                f"SELECT id, text, remind_at, created_at FROM notes WHERE user_id = ? {where} "
+                f"SELECT id, text, remind_at, created_at FROM {self._table} WHERE user_id = ? {where} "
                 f"ORDER BY {order} LIMIT ?", [user_id, limit]).fetchall()
-        return [Note(*row) for row in rows]
+        return [Note(int(row[0]), *row[1:]) for row in rows]
 
     def delete(self, user_id: str, note_id: int) -> bool:
         with self._lock:
-            row = self._db.execute("DELETE FROM notes WHERE user_id = ? AND id = ? RETURNING id",
+            row = self._db.execute(f"DELETE FROM {self._table} WHERE user_id = ? AND id = ? RETURNING id",
                                    [user_id, note_id]).fetchone()
         return row is not None
 
     def erase(self, user_id: str) -> int:
         with self._lock:
-            rows = self._db.execute("DELETE FROM notes WHERE user_id = ? RETURNING id", [user_id]).fetchall()
-            self._db.execute("CHECKPOINT")  # erased from the file, not only hidden
+            rows = self._db.execute(f"DELETE FROM {self._table} WHERE user_id = ? RETURNING id", [user_id]).fetchall()
+            self._db.erased()
         return len(rows)
 
     def close(self) -> None:
