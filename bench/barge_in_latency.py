@@ -6,8 +6,9 @@ for a second, then talks over it at real-time pace. Measured from the moment the
 interrupting speech starts (client clock):
 - phone (`/voice/telephone/handler`, Twilio's protocol): -> the `clear` for the call's
   streamSid, and -> the last frame of the interrupted reply's audio;
-- websocket (`/voice/websocket/offer`): -> the last frame of the interrupted reply's audio
-  (the protocol has no `clear`: FastRTC just stops sending).
+- websocket (`/voice/websocket/offer`): -> the `clear` (the client drops the audio it holds
+  ahead of playback: FastRTC sends a reply as fast as it is made), and -> the last frame of
+  the interrupted reply's audio (often before the interruption: all of it had been sent).
 Prints medians; the floor is what the VAD needs before it can know speech has started
 (COZY_MIN_SPEECH_S of speech, in 32 ms windows).
 
@@ -99,6 +100,7 @@ def main() -> None:
         phone = results["phone"]
         print(f"  phone     -> clear sent:          {median_ms([r['clear_s'] for r in phone])}")
         print(f"  phone     -> last reply audio:    {median_ms([r['last_audio_s'] for r in phone])}")
+        print(f"  websocket -> clear sent:          {median_ms([r['clear_s'] for r in results['websocket']])}")
         print(f"  websocket -> last reply audio:    {median_ms([r['last_audio_s'] for r in results['websocket']])}")
     finally:
         stop_app(app)

@@ -3,7 +3,8 @@
 A Twilio-speaking client plays the reply in real time and echoes the server's marks as
 Twilio does. It asks for a story, lets a second or so of it play, and talks over it. The
 server sends `clear` for the call's streamSid, the reply audio stops, and the stored
-assistant message holds only the words the caller heard, marked as interrupted.
+assistant message holds only the words the caller heard, marked as interrupted. A client
+of the plain websocket route is told to clear the same way.
 """
 from __future__ import annotations
 
@@ -18,28 +19,41 @@ import pytest
 
 from config import Settings
 from providers import model_files
-from tests.clients.voice_ws import PhoneCallClient, espeak_clip
+from tests.clients.voice_ws import PhoneCallClient, VoiceWebsocketClient, espeak_clip
 from tests.conftest import isolated_env, start_app, stop_app
 
 LET_IT_PLAY_S = 1.5
 
 
-@pytest.fixture(scope="module")
-def phone_app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("phone-barge-in")
+def storyteller_app(folder):
+    """The fast model and a persona whose replies are long: there is always more to cut off."""
     fast = model_files.resolve("smollm2-135m", Settings.from_env().models_dir)
     app = start_app(folder, {**isolated_env(folder / "data"), "COZY_LLM": "smollm2-135m", "COZY_LLM_PATH": str(fast),
                              "COZY_DEFAULT_PERSONA": "storyteller"})
     app.folder = folder
+    return app
+
+
+@pytest.fixture(scope="module")
+def phone_app(tmp_path_factory):
+    app = storyteller_app(tmp_path_factory.mktemp("phone-barge-in"))
     yield app
     stop_app(app)
 
 
-async def interrupted_call(app) -> tuple[PhoneCallClient, float, float]:
-    question = espeak_clip("tell me a long story about a dragon and a lighthouse", sample_rate=8_000)
-    interruption = espeak_clip("wait, stop, I have a question", sample_rate=8_000)
-    silence = np.zeros(1600, np.int16)
-    async with PhoneCallClient(app.base_url) as call:
+@pytest.fixture(scope="module")
+def websocket_app(tmp_path_factory):
+    app = storyteller_app(tmp_path_factory.mktemp("websocket-barge-in"))
+    yield app
+    stop_app(app)
+
+
+async def interrupted_call(call: VoiceWebsocketClient) -> tuple[VoiceWebsocketClient, float, float]:
+    rate = call.input_rate
+    question = espeak_clip("tell me a long story about a dragon and a lighthouse", sample_rate=rate)
+    interruption = espeak_clip("wait, stop, I have a question", sample_rate=rate)
+    silence = np.zeros(rate // 5, np.int16)
+    async with call:
         await call._send_pcm(np.concatenate([np.zeros(2400, np.int16), question]))
         deadline = time.perf_counter() + 120
         while call._recording.first_audio_at is None:
@@ -59,7 +73,7 @@ async def interrupted_call(app) -> tuple[PhoneCallClient, float, float]:
 
 
 def test_talking_over_a_phone_reply_clears_it_and_keeps_only_what_was_heard(phone_app):
-    call, spoke_at, first_audio_at = asyncio.run(interrupted_call(phone_app))
+    call, spoke_at, first_audio_at = asyncio.run(interrupted_call(PhoneCallClient(phone_app.base_url)))
     clears = [f for f in call.frames if f.get("event") == "clear"]
     assert clears and all(f["streamSid"] == call.websocket_id for f in clears)
     marks = [f for f in call.frames if f.get("event") == "mark"]
@@ -79,3 +93,12 @@ def test_talking_over_a_phone_reply_clears_it_and_keeps_only_what_was_heard(phon
     # At most what fits in the time the caller heard (a fast speaker says ~4 words a second).
     assert len(words) <= 4 * heard_s + 3, (heard_s, content)
     assert metadata.get("generated_chars", len(content) + 1) > len(content), metadata
+
+
+def test_talking_over_a_websocket_reply_tells_the_client_to_drop_what_it_has_not_played(websocket_app):
+    """The websocket route sends a reply's audio as fast as it is made, so the client holds
+    seconds of it ahead of playback: only a `clear` can stop what the caller hears."""
+    call, spoke_at, _ = asyncio.run(interrupted_call(VoiceWebsocketClient(websocket_app.base_url)))
+    assert call.cleared_at is not None and call.cleared_at > spoke_at
+    cleared = [f for f in call.frames if f.get("event") == "clear"]
+    assert cleared == [{"event": "clear"}]  # once, for the one interruption

@@ -247,19 +247,20 @@ class CozyReplyOnPause(ReplyOnPause):
         with self._lock:
             self._interrupt = True
             self.clear_queue()
-        self._clear_phone_playback()
+        self._clear_client_playback()
 
-    def _clear_phone_playback(self) -> None:
-        """Twilio keeps playing what it has buffered unless told to clear it."""
-        if not self.phone_mode:
-            return
+    def _clear_client_playback(self) -> None:
+        """A websocket peer has the reply's audio ahead of its playback: Twilio is sent it a
+        little faster than real time, a websocket client as fast as it is made (FastRTC
+        0.0.34). Both keep playing what they hold unless told to clear it. (A WebRTC track
+        is paced by the server, whose queue the barge-in has emptied.)"""
         context = current_context.get(None)
         websocket = getattr(context, "websocket", None)
-        stream_sid = getattr(context, "webrtc_id", None)
-        if websocket is None or stream_sid is None:
+        stream_id = getattr(context, "webrtc_id", None)
+        if websocket is None or stream_id is None:
             return
-        asyncio.run_coroutine_threadsafe(
-            websocket.send_json({"event": "clear", "streamSid": stream_sid}), self.loop)
+        clear = {"event": "clear", "streamSid": stream_id} if self.phone_mode else {"event": "clear"}
+        asyncio.run_coroutine_threadsafe(websocket.send_json(clear), self.loop)
 
     # --- output side ------------------------------------------------------------
 

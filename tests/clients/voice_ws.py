@@ -76,6 +76,7 @@ class VoiceWebsocketClient:
         self._tasks: list[asyncio.Task] = []
         self.frames: list[dict] = []  # every JSON frame the server sent on the socket
         self.arrivals: list[float] = []  # perf_counter when each of them arrived
+        self.cleared_at: float | None = None  # when the server last sent `clear`
 
     def _opening_frames(self) -> list[dict]:
         start = {"event": "start", "websocket_id": self.websocket_id}
@@ -113,6 +114,8 @@ class VoiceWebsocketClient:
             self.frames.append(data)
             self.arrivals.append(time.perf_counter())
             await self._on_frame(data)
+            if data.get("event") == "clear":  # talked over: what has not played is dropped
+                self.cleared_at = time.perf_counter()
             if data.get("event") != "media":
                 continue
             pcm = np.frombuffer(audioop.ulaw2lin(base64.b64decode(data["media"]["payload"]), 2), np.int16)
@@ -192,7 +195,6 @@ class PhoneCallClient(VoiceWebsocketClient):
         self.caller, self.called, self.stream_token = caller, called, token
         self._play_until = 0.0
         self._pending_marks: dict[str, asyncio.Task] = {}
-        self.cleared_at: float | None = None  # when the server last sent `clear`
         self.ws_url = self.base_url.replace("http", "ws", 1) + "/voice/telephone/handler"
 
     async def __aenter__(self):
