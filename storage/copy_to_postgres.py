@@ -21,7 +21,7 @@ from storage.migrations import MIGRATIONS
 from storage.postgres import PostgresDatabase
 from storage.urls import without_password
 from tools.pins import PinError, PinStore
-from tools.servers.notes_store import NotesStore
+from tools.servers.notes_store import DUCKDB_TABLE, POSTGRES_TABLE, NotesStore
 
 
 def tables_of(conn: duckdb.DuckDBPyConnection) -> list[str]:
@@ -65,16 +65,18 @@ def copy_tool_state(folder: Path, url: str, progress=print) -> dict[str, int]:
     if notes.is_file():
         NotesStore(None, url).close()  # its table, as the notes servers make it
         with duckdb.connect(str(notes), read_only=True) as duck, psycopg.connect(url) as pg, pg.transaction():
-            if pg.execute("SELECT 1 FROM tool_notes LIMIT 1").fetchone():
+            if pg.execute(f"SELECT 1 FROM {POSTGRES_TABLE} LIMIT 1").fetchone():
                 raise SystemExit(f"{without_password(url)} already has notes: copy into an empty database")
-            rows = duck.execute("SELECT id, user_id, text, remind_at, created_at FROM notes").fetchall()
-            with pg.cursor().copy("COPY tool_notes (id, user_id, text, remind_at, created_at) FROM STDIN") as target:
+            columns = "id, user_id, text, remind_at, created_at"
+            rows = duck.execute(f"SELECT {columns} FROM {DUCKDB_TABLE}").fetchall()
+            with pg.cursor().copy(f"COPY {POSTGRES_TABLE} ({columns}) FROM STDIN") as target:
                 for row in rows:
                     target.write_row(row)
             # New notes are numbered after the copied ones.
-            pg.execute("SELECT setval('tool_notes_ids', (SELECT coalesce(max(id), 0) FROM tool_notes) + 1, false)")
-        counts["tool_notes"] = len(rows)
-        progress(f"tool_notes: {len(rows)} rows")
+            pg.execute(f"SELECT setval('{POSTGRES_TABLE}_ids', (SELECT coalesce(max(id), 0) FROM {POSTGRES_TABLE}) + 1,"
+                       " false)")
+        counts[POSTGRES_TABLE] = len(rows)
+        progress(f"{POSTGRES_TABLE}: {len(rows)} rows")
     pins = folder / "pins.json"
     if pins.is_file():
         source, target = PinStore(pins), PinStore(pins, url)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage.shared_tables import connect_with_tables
+
 
 class PinError(ValueError):
     """An approval that cannot be done; the message says why."""
@@ -31,6 +33,11 @@ class PinVerdict:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _document(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pins as stored, with both parts present (an older or hand-edited copy may lack one)."""
+    return {"approved": dict(data.get("approved") or {}), "pending": dict(data.get("pending") or {})}
 
 
 class _PinsFile:
@@ -50,7 +57,7 @@ class _PinsFile:
             return {"approved": {}, "pending": {}}
         except (OSError, ValueError) as exc:
             raise PinError(f"{self.path}: unreadable pins file ({exc}); fix or remove it") from exc
-        return {"approved": dict(data.get("approved") or {}), "pending": dict(data.get("pending") or {})}
+        return _document(data)
 
     def _save(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,14 +75,9 @@ class _PinsRow:
     load-change-save one step across replicas."""
 
     def __init__(self, url: str):
-        import psycopg  # only with a URL
-
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('cozy tool_pins schema'))")
-            self._conn.execute("CREATE TABLE IF NOT EXISTS tool_pins (id INTEGER PRIMARY KEY, document TEXT NOT NULL)")
-            self._conn.execute("""INSERT INTO tool_pins VALUES (1, '{"approved": {}, "pending": {}}')"""
-                               " ON CONFLICT (id) DO NOTHING")
+        self._conn = connect_with_tables(url, "tool_pins", [
+            "CREATE TABLE IF NOT EXISTS tool_pins (id INTEGER PRIMARY KEY, document TEXT NOT NULL)",
+            """INSERT INTO tool_pins VALUES (1, '{"approved": {}, "pending": {}}') ON CONFLICT (id) DO NOTHING"""])
 
     @contextmanager
     def editing(self) -> Iterator[tuple[dict[str, dict[str, Any]], Callable[[dict[str, Any]], None]]]:
@@ -86,7 +88,7 @@ class _PinsRow:
             def save(changed: dict[str, Any]) -> None:
                 self._conn.execute("UPDATE tool_pins SET document = %s WHERE id = 1",
                                    [json.dumps(changed, sort_keys=True)])
-            yield {"approved": dict(data.get("approved") or {}), "pending": dict(data.get("pending") or {})}, save
+            yield _document(data), save
 
     def close(self) -> None:
         self._conn.close()

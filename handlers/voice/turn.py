@@ -127,8 +127,12 @@ class WaitNotice:
         """How long to wait for work before looking again (None: for as long as it takes)."""
         return None if self.said else max(WAIT_POLL_S, self.deadline - time.perf_counter())
 
-    def due(self) -> bool:
-        return not self.said and time.perf_counter() >= self.deadline
+    def now(self, waiting: bool) -> bool:
+        """Whether to say it now (and never again this turn): past the deadline, still waiting."""
+        if self.said or not waiting or time.perf_counter() < self.deadline:
+            return False
+        self.said = True
+        return True
 
 
 @dataclass
@@ -319,9 +323,8 @@ class VoiceTurnRunner:
                 return job.result(timeout=notice.poll_s())
             except TimeoutError:
                 # Not started (early transcriptions run one at a time), or queued for a model.
-                waiting = not job.running() and not job.done()
-                if notice.due() and (waiting or self._waits_in_queue(requester)):
-                    notice.said = True
+                not_started = not job.running() and not job.done()
+                if notice.now(not_started or self._waits_in_queue(requester)):
                     yield self._say(ONE_MOMENT, language)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
@@ -407,8 +410,7 @@ class VoiceTurnRunner:
                 try:
                     kind, value = pieces.get(timeout=None if spoken else notice.poll_s())
                 except queue.Empty:
-                    if notice.due() and self._waits_in_queue(conversation.user_id):
-                        notice.said = True
+                    if notice.now(self._waits_in_queue(conversation.user_id)):
                         yield self._say(ONE_MOMENT, language)
                     continue
                 if kind == "piece":

@@ -17,6 +17,8 @@ from typing import Any
 
 import duckdb
 
+from storage.shared_tables import connect_with_tables
+
 _SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS {table}_ids START 1;
 CREATE TABLE IF NOT EXISTS {table} (
@@ -37,13 +39,11 @@ class _Postgres:
     def __init__(self, url: str):
         import psycopg  # only with a URL: the file needs no PostgreSQL driver
 
-        self._connect = lambda: psycopg.connect(url, autocommit=True, connect_timeout=10)
+        schema = [s for s in _SCHEMA.format(table=POSTGRES_TABLE).split(";") if s.strip()]
+        # Replicas start their notes servers together; a reconnect finds the table made.
+        self._connect = lambda: connect_with_tables(url, POSTGRES_TABLE, schema)
         self._lost = psycopg.OperationalError
         self._conn = self._connect()
-        with self._conn.transaction():  # replicas start their notes servers together
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('cozy tool_notes schema'))")
-            for statement in filter(str.strip, _SCHEMA.format(table=POSTGRES_TABLE).split(";")):
-                self._conn.execute(statement)
 
     def execute(self, sql: str, params: list[Any]) -> Any:
         sql = sql.replace("?", "%s")
