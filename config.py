@@ -105,6 +105,8 @@ class ModelSettings:
     vad_path: Path | None = None  # a Silero v5 .onnx
     end_of_turn_path: Path | None = None  # a Smart Turn v3 .onnx
     llm_threads: int = 2
+    # "short": Whisper encodes a short clip in a 10 s window, not 30 s (providers/offline/stt.py)
+    stt_window: str = "short"
     llm_context_tokens: int = 4096
     # RAM for evaluated prompt prefixes (persona prompt + tools), counted in full.
     llm_prompt_cache_mb: int = 512
@@ -130,6 +132,7 @@ class ModelSettings:
             vad_path=opt("COZY_VAD_PATH"),
             end_of_turn_path=opt("COZY_END_OF_TURN_PATH"),
             llm_threads=_env_int("COZY_LLM_THREADS", min(4, os.cpu_count() or 2)),
+            stt_window=_env_choice("COZY_STT_WINDOW", cls.stt_window, ("short", "full")),
             llm_context_tokens=_env_int("COZY_LLM_CONTEXT_TOKENS", cls.llm_context_tokens),
             llm_prompt_cache_mb=_env_int("COZY_LLM_PROMPT_CACHE_MB", cls.llm_prompt_cache_mb),
             local_queue_max=_env_int("COZY_LOCAL_QUEUE_MAX", cls.local_queue_max),

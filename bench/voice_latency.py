@@ -4,10 +4,14 @@ For each model (default and fast) and each behaviour it starts the app, holds sp
 turns over the websocket route at real-time pace and over WebRTC (an aiortc peer),
 and prints the median of every stage plus the end-of-speech -> first reply audio
 time seen by each client, in one table:
-- old: the first whole sentence, nothing read before the turn is taken, and a fixed
-  0.5 s silence ends the turn (COZY_EARLY_REPLY=0 COZY_END_OF_TURN=silence);
-- early: the reply starts on its first clause and the model reads the prompt during
-  the pause (COZY_EARLY_REPLY=1), still with the fixed silence;
+- stock: stock FastRTC ReplyOnPause with the same offline models, as a FastRTC demo
+  would use them (bench/stock_fastrtc_app.py; the client's figure only);
+- old: the first whole sentence, nothing read before the turn is taken, Whisper's
+  30 s window, and a fixed 0.5 s silence ends the turn (COZY_EARLY_REPLY=0
+  COZY_END_OF_TURN=silence COZY_STT_WINDOW=full);
+- early: the reply starts on its first clause, the model reads the prompt's start
+  while the user speaks and the rest during the pause (COZY_EARLY_REPLY=1), still
+  with the fixed silence;
 - new: early, with the default end of turn (the end-of-turn model).
 "End of speech" is the last sample of the spoken words (a clip's trailing silence is
 cut off), so the client's and the server's figures start at the same moment.
@@ -16,7 +20,7 @@ arrives after the one before has finished playing). Then it measures the CPU an 
 silent connection costs, against stock FastRTC ReplyOnPause in the same run.
 
     flock /tmp/bench.lock .venv/bin/python bench/voice_latency.py [--turns 5] [--webrtc-turns 3]
-        [--models qwen2.5-1.5b,smollm2-135m] [--modes old,early,new] [--no-idle]
+        [--models qwen2.5-1.5b,smollm2-135m] [--modes stock,old,early,new] [--no-idle]
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ QUESTIONS = [
     "who wrote romeo and juliet",
     "what do bees make",
 ]
-MODES = {"old": {"COZY_EARLY_REPLY": "0", "COZY_END_OF_TURN": "silence"},
+MODES = {"stock": {"COZY_STOCK_REPLY": "answer"},
+         "old": {"COZY_EARLY_REPLY": "0", "COZY_END_OF_TURN": "silence", "COZY_STT_WINDOW": "full"},
          "early": {"COZY_EARLY_REPLY": "1", "COZY_END_OF_TURN": "silence"},
          "new": {"COZY_EARLY_REPLY": "1"}}
 STAGES = [
@@ -92,13 +97,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def spoken_turns(base_url: str, turns: int) -> list[dict]:
+async def spoken_turns(base_url: str, turns: int, stock: bool = False) -> list[dict]:
     results = []
     async with VoiceWebsocketClient(base_url) as client:
         for index in range(turns):
             question = spoken(QUESTIONS[index % len(QUESTIONS)])
             frames_before = len(client.frames)
-            recording = await client.speak(question, listen_s=25)
+            # The stock handler reports no turn record: listen long enough for a reply instead.
+            recording = await client.speak(question, listen_s=12 if stock else 25, until_reply_done=not stock)
             stages = recording.last_turn().get("stages_s", {})
             latency = recording.first_audio_latency_s
             gaps = playback_gaps(client.frames[frames_before:], client.arrivals[frames_before:])
@@ -141,6 +147,33 @@ def idle_cpu_per_connection(base_url: str, pid: int, count: int = 2, seconds: fl
     return max(0.0, with_connections - process_only) / seconds / count
 
 
+def stock_turns(env: dict[str, str], turns: int) -> list[dict]:
+    """The same spoken turns against stock ReplyOnPause serving the same models."""
+    port = free_port()
+    stock = subprocess.Popen([sys.executable, str(ROOT / "bench" / "stock_fastrtc_app.py")],
+                             env={**os.environ, **env, "COZY_PORT": str(port)}, cwd=ROOT)
+    try:
+        wait_for_port(port, stock)
+        return asyncio.run(spoken_turns(f"http://127.0.0.1:{port}", turns, stock=True))
+    finally:
+        stock.terminate()
+        stock.wait(timeout=20)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the stock FastRTC app exited while starting")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the stock FastRTC app did not start listening")
+
+
 def median(values: list[float | None]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -170,7 +203,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--webrtc-turns", type=int, default=3)
     parser.add_argument("--models", default="qwen2.5-1.5b,smollm2-135m")
-    parser.add_argument("--modes", default="old,early,new")
+    parser.add_argument("--modes", default="stock,old,early,new")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-connection CPU comparison")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cozy-bench-"))
@@ -183,6 +216,9 @@ def main() -> None:
             env = {**isolated_env(folder), "COZY_LOG_LEVEL": "WARNING", "COZY_LLM": model, **MODES[mode]}
             if model != "qwen2.5-1.5b":
                 env.pop("COZY_LLM_PATH")
+            if mode == "stock":
+                columns[f"{model}/stock"] = stock_turns(env, args.turns)
+                continue
             app = start_app(folder, env)
             try:
                 results = asyncio.run(spoken_turns(app.base_url, args.turns))
@@ -203,7 +239,7 @@ def main() -> None:
     stock = subprocess.Popen([sys.executable, str(ROOT / "bench" / "stock_fastrtc_app.py")],
                              env={**os.environ, "COZY_PORT": str(port)}, cwd=ROOT)
     try:
-        time.sleep(8)
+        wait_for_port(port, stock)
         idle_stock = idle_cpu_per_connection(f"http://127.0.0.1:{port}", stock.pid)
     finally:
         stock.terminate()

@@ -142,10 +142,11 @@ class ChatOrchestrator:
         tools = self.select_tools(PreparedTurn(TurnRequest(text="", persona_id=persona.id, channel=channel),
                                                "", persona, self.model, TurnRecord(channel)),
                                   always=True) if with_tools else []
-        examples = [{"role": role, "content": text} for pair in persona.examples
-                    for role, text in zip(("user", "assistant"), pair)]
-        prime([{"role": "system", "content": persona.system_prompt}, *examples, {"role": "user", "content": "Hi"}],
-              tools)
+        # The start of a first turn's prompt, as build_messages lays it out (with tools, the
+        # examples and style are left out: ContextBundle.without_examples).
+        bundle = build_messages(persona, [], "", GatheredContext(), self.context_budget_tokens)
+        head = bundle.without_examples()[:1] if tools else bundle.messages[:bundle.head]
+        prime([*head, {"role": "user", "content": "Hi"}], tools)
 
     # 1. prepare: who, which session, which persona, which model
     def prepare(self, request: TurnRequest) -> PreparedTurn:

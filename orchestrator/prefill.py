@@ -1,8 +1,10 @@
 """The prompt a turn will send its model, built before the turn and leaving no trace.
 
 A voice turn's words are known during the pause, before the turn is taken: a local
-model can evaluate the prompt then (handlers/voice/speculation.py). llama.cpp reuses
-the longest evaluated prefix, so the speculative prompt must be the one the real
+model can evaluate the prompt then (handlers/voice/speculation.py). Most of the prompt
+does not depend on the words at all (`head_prompt`: persona prompt, examples, reply
+style, recent history), so that part is evaluated while the user is still speaking.
+llama.cpp reuses the longest evaluated prefix, so the speculative prompt must be the one the real
 turn builds, token for token: it comes from the orchestrator's own context and tool
 phases with the same inputs. What it must not do is what a turn does besides:
 no session is opened or created, nothing is saved or learned, no record reported,
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.chat import ChatOrchestrator, PreparedTurn, is_affirmative
+from orchestrator.context import GatheredContext, build_messages
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnRequest
 from providers.base import CancelFlag
@@ -36,6 +39,21 @@ def turn_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> tuple[l
     bundle, _ = orchestrator.gather_context(turn)
     tools = orchestrator.select_tools(turn)
     return (bundle.without_examples() if tools else bundle.messages), tools
+
+
+def head_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> list[dict[str, Any]]:
+    """The messages the next turn's prompt will start with whatever the user says, for a
+    turn that offers no tools (most spoken ones; a tool's schema changes the prompt's
+    start): the persona prompt with the user's profile, examples, style, recent history."""
+    persona = orchestrator.personas.get(request.persona_id)
+    history = [] if request.session_id is None else (
+        request.conversation if request.conversation is not None
+        else orchestrator.conversations.recent(request.session_id))
+    profile = orchestrator.context.profile_of(request.user_id)
+    bundle = build_messages(persona, history, "", GatheredContext(profile=profile),
+                            orchestrator.context_budget_tokens - persona.max_reply_tokens,
+                            app_instructions=request.app_instructions)
+    return bundle.messages[:bundle.head]
 
 
 def local_prefill(model: Any) -> Prefill | None:

@@ -65,8 +65,9 @@ def test_a_sentence_broken_by_pauses_reaches_the_assistant_as_one_turn(handler, 
 
     The old 0.5 s silence cut every one of these. espeak's flat voice ends each phrase like a
     full stop, and Whisper tiny mishears a fragment's last word ("music by" -> "music, bye!"),
-    so the word veto misses some: today 4 of 12 are cut at the first pause (never at the "um"),
-    above the issue's 1 in 10; bench/end_of_turn.py prints the count. The bar holds what we have."""
+    so the word veto misses some: 2 of 12 are cut at the first pause (never at the "um"; 5
+    before the short Whisper window and the object-verb rule), above the issue's 1 in 10;
+    bench/end_of_turn.py prints the count. The bar holds what we have, with one to spare."""
     cut_early = []
     for utterance in PAUSE_SET:
         speech = paused_speech(utterance)
@@ -77,7 +78,7 @@ def test_a_sentence_broken_by_pauses_reaches_the_assistant_as_one_turn(handler, 
         else:
             heard = whisper.transcribe(turns[0][1].audio).lower()
             assert utterance.rest.split()[-1].lower() in heard, (utterance.text, heard)
-    assert len(cut_early) <= len(PAUSE_SET) // 3, f"answered at a mid-sentence pause: {cut_early}"
+    assert len(cut_early) <= 3, f"answered at a mid-sentence pause: {cut_early}"
 
 
 def test_a_finished_question_is_taken_well_before_the_fallback_silence(handler):
@@ -136,6 +137,9 @@ def test_a_card_with_bad_turn_taking_is_refused_naming_the_field(turn_taking, er
 @pytest.mark.parametrize("words, mid_phrase", [
     ("I'd like to book a table for", True), ("Tell me a story about a...", True), ("So what I want to know is...", True),
     ("How many legs does a spider have?", False), ("What is the capital of France?", False), ("", False),
+    # A verb still waiting for its object, unless a question word stands for it.
+    ("Could you remind me to call?", True), ("I'd like to order", True), ("Who do I need to call?", False),
+    ("I want to eat", False), ("Remind me to call mum.", False),
 ])
 def test_the_early_transcript_vetoes_a_phrase_that_cannot_end_there(words, mid_phrase):
     from handlers.voice.end_of_turn import ends_mid_phrase

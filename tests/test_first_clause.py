@@ -180,13 +180,25 @@ def test_a_first_sentence_without_a_break_is_cut_before_a_phrase_never_into_one_
     assert pieces("The sky on a clear day is blue because air scatters light.") == [
         "The sky on a clear day", "is blue because air scatters light."]
     assert pieces("Bees make honey from the nectar of flowers.") == ["Bees make honey", "from the nectar of flowers."]
-    # A name is not cut at its "and"; a short sentence is not cut at all.
+    # A name is not cut at its "and", nor a subject from its verb; a short sentence is cut
+    # before its verb once the verb is in, so the voice starts three tokens sooner.
     assert pieces("William Shakespeare wrote Romeo and Juliet in the late sixteenth century.")[0] == \
         "William Shakespeare wrote Romeo and Juliet"
-    assert pieces("The capital of France is Paris. It is lovely.") == ["The capital of France is Paris.", "It is lovely."]
+    assert pieces("The capital of France is Paris. It is lovely.") == ["The capital of France", "is Paris.",
+                                                                       "It is lovely."]
+    assert pieces("Spiders have eight legs.") == ["Spiders have eight legs."]  # no phrase starts inside
+    # As the model writes it, a token at a time: the cut comes as "is" begins, before "Paris".
+    chunker = SentenceChunker()
+    assert [chunker.push(token) for token in ("The", " capital", " of", " France", " is")] == \
+        [[], [], [], [], ["The capital of France"]]
+    assert chunker.push(" Paris.") == [] and chunker.flush() == ["is Paris."]
+    assert pieces("I think the answer you are looking for is probably Paris.")[0] == \
+        "I think the answer you are looking"
     for text in ("I think the answer you are looking for is probably Paris.",
-                 "A spider has eight legs and most spiders have eight eyes as well."):
+                 "A spider has eight legs and most spiders have eight eyes as well.",
+                 "Romeo and Juliet was written by William Shakespeare."):
         assert all(len(piece.split()) >= 2 for piece in pieces(text)), pieces(text)
+        assert len(pieces(text)[0].split()) >= 3, pieces(text)
 
 
 async def test_a_spoken_question_is_answered_in_pieces_whisper_still_understands(running_app, whisper):

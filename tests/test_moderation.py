@@ -181,7 +181,7 @@ def test_a_flagged_sentence_in_the_reply_is_never_streamed_and_the_reply_stops_t
     services = services_with(tmp_path, personas, model, flags=flags)
     try:
         deltas, done = turn(services, "Tell me a story.", user="bob")
-        assert deltas == ["Here is a story for you. ", REFUSAL]
+        assert deltas == ["Here is a story ", "for you. ", REFUSAL]  # the first words go out early
         assert done.finish_reason == CONTENT_FILTER and done.reply == f"Here is a story for you. {REFUSAL}"
         assert model.words_pulled < len(model.text.split())  # the model was stopped, not read to the end
         saved = services.conversations.messages("bob", done.session_id)

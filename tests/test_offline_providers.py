@@ -32,6 +32,18 @@ def test_vad_stream_scores_audio_as_it_arrives(vad, question):
     assert max(probabilities) > 0.9
 
 
+def test_vad_scores_digital_silence_without_the_model_and_still_hears_speech_after_it(vad, question):
+    stream, runs = vad.stream(), []
+    run = vad.run
+    vad.run = lambda *args: runs.append(1) or run(*args)
+    try:
+        assert stream.feed(np.zeros(16_000, np.int16)) == [0.0] * (16_000 // 512) and runs == []
+        after = stream.feed(question)
+    finally:
+        del vad.run
+    assert runs and max(after) > 0.9  # speech right after silence is heard as before
+
+
 def test_whisper_transcribes_speech(whisper, question):
     text = whisper.transcribe(AudioClip(16_000, question)).lower()
     assert "capital" in text and "france" in text
@@ -43,6 +55,45 @@ def test_whisper_accepts_other_rates_and_returns_nothing_for_a_blip(whisper, que
     at_48k = (soxr.resample(question.astype(np.float32) / 32768, 16_000, 48_000) * 32767).astype(np.int16)
     assert "france" in whisper.transcribe(AudioClip(48_000, at_48k)).lower()
     assert whisper.transcribe(AudioClip(16_000, np.zeros(800, np.int16))) == ""
+
+
+SPOKEN = {  # what espeak says, and words Whisper tiny.en hears in it with its full 30 s window
+    "what is the capital of France": ("capital", "france"),
+    "who wrote romeo and juliet": ("romeo", "juliet"),
+    "please remember that my favourite colour is green": ("remember", "green"),
+    "set a timer for ten minutes": ("minutes",),
+    "could you remind me to call my mother tomorrow morning": ("remind", "mother", "tomorrow"),
+}
+
+
+@pytest.fixture(scope="module")
+def full_window_whisper(settings):
+    from providers import model_files
+    from providers.offline.stt import WhisperSTT
+
+    return WhisperSTT(model_files.resolve("whisper-tiny.en", settings.models_dir).parent, short_window=False)
+
+
+def test_a_short_clip_in_the_short_window_is_heard_as_in_the_full_one(whisper, full_window_whisper):
+    # A spoken turn is encoded in a 10 s window instead of Whisper's 30 s (4x faster here).
+    assert whisper.short_window and not full_window_whisper.short_window
+    for text, words in SPOKEN.items():
+        clip = AudioClip(16_000, espeak_clip(text))
+        for model in (whisper, full_window_whisper):
+            heard = model.transcribe(clip).lower()
+            assert all(word in heard for word in words), (model.short_window, text, heard)
+
+
+def test_the_short_window_hears_nothing_in_silence_or_noise_and_long_clips_get_the_full_one(whisper):
+    from providers.offline.stt import short_window_frames
+
+    rng = np.random.default_rng(7)
+    assert whisper.transcribe(AudioClip(16_000, np.zeros(16_000, np.int16))) == ""  # not " you"
+    assert whisper.transcribe(AudioClip(16_000, rng.normal(0, 200, 16_000).astype(np.int16))) == ""
+    assert short_window_frames(16_000 * 3) == 1000 and short_window_frames(16_000 * 15) == 1600
+    assert short_window_frames(16_000 * 29) is None  # too long for a short window: faster-whisper's own
+    long_clip = np.concatenate([espeak_clip("what is the capital of France"), np.zeros(16_000 * 28, np.int16)])
+    assert "france" in whisper.transcribe(AudioClip(16_000, long_clip)).lower()
 
 
 def noiseless(piper, monkeypatch) -> None:

@@ -11,8 +11,17 @@ def chunk(text: str, step: int = 3) -> list[str]:
 
 def test_first_piece_is_cut_at_an_early_clause_then_whole_sentences():
     pieces = chunk("Well, the capital of France is Paris, a lovely city. It sits on the Seine, which is long.")
-    assert pieces == ["Well, the capital of France is Paris,", "a lovely city.",
+    assert pieces == ["Well, the capital of France", "is Paris, a lovely city.",
                       "It sits on the Seine, which is long."]
+    assert chunk("Well, my dear friend, the capital is Paris.") == ["Well, my dear friend,", "the capital is Paris."]
+
+
+def test_a_long_rest_of_the_first_sentence_is_cut_once_more_so_the_voice_does_not_fall_silent():
+    assert chunk("On a clear May day, the sky is usually a light blue or sky blue color. It is nice.") == [
+        "On a clear May day,", "the sky is usually a light blue", "or sky blue color.", "It is nice."]
+    # Later sentences stay whole, however long.
+    assert chunk("Yes. The sky is usually a light blue or sky blue color, and it changes.") == [
+        "Yes.", "The sky is usually a light blue or sky blue color, and it changes."]
 
 
 def test_decimals_and_unfinished_text_are_not_cut():

@@ -2,6 +2,7 @@
 silent. A turn that is taken starts from it; one the user talks on through leaves nothing."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -128,3 +129,60 @@ def test_a_cancelled_prefill_stops_between_chunks_on_a_prefix_the_reply_reuses(f
     assert len(partial) < prompt_tokens
     assert list(fast_llm._llm.input_ids[:len(partial)]) == partial
     assert "".join(d.text or "" for d in deltas).strip()
+
+
+def test_the_next_prompt_is_read_while_the_user_is_still_speaking(voice, fast_llm):
+    pause_until_prefilled(voice)
+    feed(voice, silence(0.6))  # the first turn ends and is answered: now there is history
+    reply(voice)
+    assert voice.conversation.session_id is not None
+
+    heads = []  # what the start of speech set off (a pause between words may start more)
+    warm_head = voice.speculation.warm_head
+    voice.speculation.warm_head = lambda request: heads.append(warm_head(request)) or heads[-1]
+    speech = espeak_clip("and what about the capital of Spain")
+    feed(voice, speech[:16_000 // 2])  # half a second in: still speaking
+    assert len(heads) == 1 and heads[0].head_only, "speech must start reading the next prompt"
+    head = heads[0]
+    assert head.finished.wait(120) and head.outcome == "evaluated"
+    evaluated = list(fast_llm._llm.input_ids[:fast_llm._llm.n_tokens])
+    assert "capital of France" in fast_llm._llm.detokenize(evaluated).decode(errors="ignore")  # the history
+
+    feed(voice, np.concatenate([speech[16_000 // 2:], silence(0.6)]))  # they finish and stop: the turn
+    transcript, _ = reply(voice)[-1]
+    assert transcript[-1]["role"] == "assistant" and transcript[-1]["content"]
+    assert "spain" in transcript[-2]["content"].lower()
+    # The reply's prompt starts with what was read while they spoke (all of it but the
+    # assistant header a prefill ends on), so none of it was read again.
+    final = list(fast_llm._llm.input_ids[:fast_llm._llm.n_tokens])
+    common = next((i for i, (a, b) in enumerate(zip(evaluated, final)) if a != b), len(evaluated))
+    assert common >= len(evaluated) - 3, (common, len(evaluated))
+
+
+def test_a_long_question_is_read_while_it_is_still_being_spoken(voice):
+    partials = []
+    start = voice.speculation.start
+
+    def recording(transcript, request, partial=False):
+        speculation = start(transcript, request, partial)
+        if partial:
+            partials.append(speculation)
+        return speculation
+
+    voice.speculation.start = recording
+    speech = espeak_clip("could you tell me what the capital of France is and how many people live there")
+    feed(voice, speech[:int(16_000 * 2.5)])  # two and a half seconds in, still speaking
+    assert partials, "the words so far must be read while the user speaks"
+    assert partials[0].finished.wait(120) and partials[0].outcome == "evaluated"
+    heard_so_far = partials[0].request.text
+    assert heard_so_far and "could you" in heard_so_far.lower()
+
+    feed(voice, np.concatenate([speech[int(16_000 * 2.5):], silence(0.6)]))
+    transcript, _ = reply(voice)[-1]
+    question = transcript[-2]["content"].lower()
+    assert "france" in question and transcript[-1]["content"]
+    # What was read early starts the question the turn was asked (Whisper may hear the
+    # cut-off end of the partial differently: llama.cpp reuses the prompt up to there).
+    early, final = re.findall(r"[a-z']+", heard_so_far.lower()), re.findall(r"[a-z']+", question)
+    shared = next((i for i, (a, b) in enumerate(zip(early, final)) if a != b), min(len(early), len(final)))
+    assert shared >= 3, (heard_so_far, question)

@@ -47,6 +47,15 @@ is are was were am be been do does did have has had will would can could should 
 """.split())
 
 
+# Verbs a request names an object for: "remind me to call..." stops before who; "what
+# do I need to buy?" does not (its "what" is the object), so a question word first spares it.
+OBJECT_VERBS = frozenset("""
+call phone ring text email message tell ask invite meet visit buy order book get find make bring
+take give send show play watch read write cook pick pay
+""".split())
+QUESTION_WORDS = frozenset("who whom what which where when how why whose".split())
+
+
 def ends_mid_phrase(text: str) -> bool:
     words = re.findall(r"[a-z']+", text.lower())
     if not words:
@@ -54,6 +63,8 @@ def ends_mid_phrase(text: str) -> bool:
     last = words[-1].strip("'")
     if last in QUESTION_ENDINGS and text.rstrip().endswith("?"):
         return False
+    if last in OBJECT_VERBS and len(words) > 1 and words[-2] == "to":
+        return words[0] not in QUESTION_WORDS
     return last in DANGLING_WORDS
 
 

@@ -5,9 +5,11 @@ What differs from the stock handler, and why:
   chunks). A short silence asks the end-of-turn model whether the user is done
   (handlers/voice/end_of_turn.py); if not, the turn ends at a longer fallback silence,
   so a mid-sentence "um..." is not answered. The model runs off the receive thread.
-- Transcription starts during the pause, before the turn is confirmed, and is kept
-  if the user does not speak again; once it is in, the local model evaluates the
-  reply's prompt (handlers/voice/speculation.py), cancelled if they speak again.
+- While the user speaks, the local model evaluates the start of the next prompt
+  (persona, style, history), then their words so far, transcribed every second.
+  Transcription starts during the pause, before the turn is confirmed, and is kept
+  if the user does not speak again; once it is in, the model evaluates the rest of
+  the reply's prompt (handlers/voice/speculation.py), cancelled if they speak again.
 - The output queue is cleared *before* the reply is signalled: stock sets the event
   first, and its clear_queue() then sometimes wiped the start of the reply.
 - emit() waits on the event when idle instead of returning at once: stock spins
@@ -49,10 +51,37 @@ log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.2  # how long an idle emit() waits for a turn; a turn wakes it at once
 PREROLL_S = 1.0  # audio kept before a turn is confirmed, so its first word is not cut
+# While the user speaks, their words so far are transcribed this often (~80 ms of Whisper
+# each), so the model has read most of the question by the time they stop.
+PARTIAL_EVERY_S = 1.0
 
-# One worker: early transcriptions queue behind each other rather than fighting
-# the main STT call for the same two cores.
-_early_stt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-stt")
+class EarlyTranscriber:
+    """One worker for every connection: early transcriptions queue behind each other rather
+    than fighting the main STT call for the same two cores. It counts what it holds, so a
+    partial transcript (read-ahead only) never queues in front of someone's pause."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-stt")
+        self._lock = threading.Lock()
+        self._held = 0
+
+    def submit(self, *args: Any) -> Future:
+        with self._lock:
+            self._held += 1
+        future = self._pool.submit(*args)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: Future) -> None:
+        with self._lock:
+            self._held -= 1
+
+    def idle(self) -> bool:
+        with self._lock:
+            return self._held == 0
+
+
+_early_stt = EarlyTranscriber()
 
 
 class CozyReplyOnPause(ReplyOnPause):
@@ -82,6 +111,7 @@ class CozyReplyOnPause(ReplyOnPause):
         self._watching_socket = False
         self._early: Future | None = None
         self._last_speech_at = 0.0
+        self._partial_at_s = 0.0  # how far into the turn (audio s) the words were last transcribed
         self.conversation = Conversation(persona_id=default_persona)
         self.identities = identities
         self.speculation = SpeculativePrefill(runner.orchestrator) if runner.early_reply else None
@@ -179,12 +209,29 @@ class CozyReplyOnPause(ReplyOnPause):
             self._preroll.append(samples)  # the frame that confirmed speech belongs to the turn
         for event in events:
             self._on_turn_event(event, now)
+        if self._detector.in_turn and not events and self._detector.silence_s == 0:
+            self._read_ahead()
+
+    def _read_ahead(self) -> None:
+        """Mid-speech: have the model read the words so far, if nothing else is transcribing."""
+        if self.speculation is None or self._detector.turn_s - self._partial_at_s < PARTIAL_EVERY_S:
+            return
+        if not _early_stt.idle():  # someone's pause (or another partial) is being transcribed
+            return
+        self._partial_at_s = self._detector.turn_s
+        language, _ = self.runner.persona_speech(self.conversation)
+        words_so_far = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
+                                         self.conversation.user_id, language)
+        self.speculation.start(words_so_far, self.conversation.next_request(), partial=True)
 
     def _on_turn_event(self, event: TurnEvent, now: float) -> None:
         if event is TurnEvent.SPEECH_STARTED:
             self.send_message_sync(create_message("log", "started_talking"))
             if self.can_interrupt and self._replying():
                 self._barge_in()
+            elif self.speculation is not None and not self._replying():
+                self.speculation.warm_head(self.conversation.next_request())
+            self._partial_at_s = self._detector.turn_s  # the first words so far: a second in
 
         elif event is TurnEvent.PAUSE_STARTED:
             language, _ = self.runner.persona_speech(self.conversation)
@@ -204,6 +251,7 @@ class CozyReplyOnPause(ReplyOnPause):
             self._check = None
             turn = SpokenTurn(self._audio_so_far(), self._last_speech_at, now, self._early,
                               ended_by=self._ended_by())
+            log.debug("turn taken %.3f s after the last speech (%s)", now - self._last_speech_at, turn.ended_by)
             self._ended_by_model = False
             self._early = None
             self._reset_turn_audio()

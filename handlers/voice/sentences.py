@@ -10,7 +10,7 @@ import re
 
 from orchestrator.sentences import SentenceSplitter
 
-FIRST_PIECE_WORDS = 7  # a first sentence with no early break is cut once this many words are in
+FIRST_PIECE_WORDS = 4  # a first sentence with no early break is cut once this many words are in
 
 _MARKDOWN = re.compile(r"[*_`#>]+|\[(.*?)\]\((.*?)\)")
 

@@ -1,5 +1,10 @@
-"""Think during the pause: once the pause's early transcript is in, the local model
-evaluates the reply's prompt while the turn detector is still deciding.
+"""Think while the user speaks: when they start, the local model evaluates the part
+of the next prompt their words do not change (orchestrator/prefill.head_prompt); as
+they go on, the prompt with the words heard so far (a partial transcript every
+second or so); once the pause's early transcript is in, the rest of the reply's
+prompt, while the turn detector is still deciding. Each is a prefix of the next, so
+llama.cpp only reads what is new: on two cores the 1.5B reads about 60 prompt tokens a
+second, and once the user stops only the last few words are left to read.
 
 If the user goes on speaking the evaluation is cancelled: it stops within one chunk
 of tokens (providers/offline/llm.py) and leaves nothing behind but KV cache, which
@@ -15,7 +20,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from orchestrator.chat import ChatOrchestrator
-from orchestrator.prefill import Prefill, local_prefill, turn_prompt
+from orchestrator.prefill import Prefill, head_prompt, local_prefill, turn_prompt
 from orchestrator.turns import TurnRequest
 from personas.cards import PersonaError
 
@@ -28,8 +33,10 @@ _prefills = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefill")
 class Speculation:
     """One speculative evaluation: its cancel flag, and how it ended."""
 
-    def __init__(self, request: TurnRequest):
+    def __init__(self, request: TurnRequest, head_only: bool = False, partial: bool = False):
         self.request = request
+        self.head_only = head_only  # the words-independent start of the prompt only
+        self.partial = partial  # words heard so far, the user still speaking
         self.cancelled = threading.Event()
         self.finished = threading.Event()
         self.outcome: str | None = None  # "evaluated", "stopped" (cancelled or gave way), "failed"
@@ -54,15 +61,28 @@ class SpeculativePrefill:
         except PersonaError:
             return None
 
-    def start(self, early_transcript: Future, request: TurnRequest) -> Speculation | None:
-        """When `early_transcript` ((text, call log)) is ready, evaluate `request` with its text."""
+    def start(self, early_transcript: Future, request: TurnRequest, partial: bool = False) -> Speculation | None:
+        """When `early_transcript` ((text, call log)) is ready, evaluate `request` with its text
+        (`partial`: the user is still speaking; all of it but the last word, maybe cut off)."""
+        speculation = self._begin(Speculation(request, partial=partial))
+        if speculation is not None:
+            early_transcript.add_done_callback(lambda done: self._on_transcript(done, speculation))
+        return speculation
+
+    def warm_head(self, request: TurnRequest) -> Speculation | None:
+        """The user started speaking: evaluate what the next prompt starts with."""
+        speculation = self._begin(Speculation(request, head_only=True))
+        if speculation is not None:
+            _prefills.submit(self._run, speculation)
+        return speculation
+
+    def _begin(self, speculation: Speculation) -> Speculation | None:
+        """`speculation` replaces the one before, if a local model will serve its turn."""
         self.cancel()
-        prefill = self._prefill_for(request)
-        if prefill is None:
+        speculation.prefill = self._prefill_for(speculation.request)
+        if speculation.prefill is None:
             return None
-        speculation = self.current = Speculation(request)
-        speculation.prefill = prefill
-        early_transcript.add_done_callback(lambda done: self._on_transcript(done, speculation))
+        self.current = speculation
         return speculation
 
     def cancel(self) -> None:
@@ -75,9 +95,14 @@ class SpeculativePrefill:
         if speculation.cancelled.is_set() or transcript.cancelled() or transcript.exception() is not None:
             return speculation.finish("stopped")
         text, _ = transcript.result()
+        if speculation.partial:
+            # The last word may be half said ("capit"), and Whisper ends what it heard with a
+            # full stop the finished turn will not have: the words before it are the prefix.
+            text = text.rsplit(None, 1)[0] if len(text.split()) > 1 else ""
         if not text:
             return speculation.finish("stopped")
         speculation.request.text = text
+        log.debug("%s transcript in; prefilling the turn's prompt", "partial" if speculation.partial else "early")
         _prefills.submit(self._run, speculation)
 
     def _run(self, speculation: Speculation) -> None:
@@ -85,11 +110,14 @@ class SpeculativePrefill:
             return speculation.finish("stopped")
         started = time.perf_counter()
         try:
-            messages, tools = turn_prompt(self.orchestrator, speculation.request)
+            if speculation.head_only:
+                messages, tools = head_prompt(self.orchestrator, speculation.request), []
+            else:
+                messages, tools = turn_prompt(self.orchestrator, speculation.request)
             evaluated = speculation.prefill(messages, tools, speculation.cancelled)
         except Exception:  # speculation only: the real turn does the work itself
             log.warning("speculative prefill failed", exc_info=True)
             return speculation.finish("failed")
-        log.debug("speculative prefill %s in %.3f s", "done" if evaluated else "stopped",
-                  time.perf_counter() - started)
+        log.debug("speculative prefill (%s) %s in %.3f s", "head" if speculation.head_only else "turn",
+                  "done" if evaluated else "stopped", time.perf_counter() - started)
         speculation.finish("evaluated" if evaluated else "stopped")

@@ -134,7 +134,41 @@ def compact_prompt_cache(capacity_bytes: int) -> Any:
     return CompactPromptCache(capacity_bytes=capacity_bytes)
 
 
-PREFILL_CHUNK_TOKENS = 64  # how far a speculative prefill runs before it looks at its cancel flag
+def lean_states(llm: Any) -> None:
+    """Save and restore `llm`'s state without its `scores` (see compact_prompt_cache: never
+    read back without `logits_all`). llama-cpp-python copies those 155 MB on every save,
+    at the end of each completion, and rewrites them on every load: 40 and 70 ms of the
+    model's lock here, a speculative prefill's included, with the reply waiting on it."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    def save_state() -> Any:
+        size = llama_cpp.llama_state_get_size(llm._ctx.ctx)
+        buffer = (ctypes.c_uint8 * int(size))()
+        used = int(llama_cpp.llama_state_get_data(llm._ctx.ctx, buffer, size))
+        if used > int(size):
+            raise RuntimeError("Failed to copy llama state data")
+        return llama_cpp.LlamaState(scores=np.zeros((1, 1), dtype=np.single), input_ids=llm.input_ids.copy(),
+                                    n_tokens=llm.n_tokens, llama_state=bytes(buffer)[:used],
+                                    llama_state_size=used, seed=llm._seed)
+
+    def load_state(state: Any) -> None:
+        llm.input_ids = state.input_ids.copy()
+        llm.n_tokens = state.n_tokens
+        llm._seed = state.seed
+        llm._requires_eval = True  # its logits are not the restored prompt's: decode again first
+        data = (ctypes.c_uint8 * state.llama_state_size).from_buffer_copy(state.llama_state)
+        if llama_cpp.llama_state_set_data(llm._ctx.ctx, data, state.llama_state_size) != state.llama_state_size:
+            raise RuntimeError("Failed to set llama state data")
+
+    llm.save_state, llm.load_state = save_state, load_state
+
+
+# How far a speculative prefill runs before it looks at its cancel flag: about 0.3 s of
+# the 1.5B on two cores (54 tokens/s in chunks of 16, against 63 in one batch).
+PREFILL_CHUNK_TOKENS = 16
 
 
 class _PrefillStopped(Exception):
@@ -196,6 +230,7 @@ class LlamaChatModel:
         # Evaluated prompt prefixes (persona prompt + tools) kept in RAM, so switching
         # persona or user does not re-read a thousand tokens of tool schemas.
         self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
+        lean_states(self._llm)
         self._tokens = TokenCounter(self._llm)  # read under the lock: one call at a time
         self._lock = threading.Lock()
         self._wanted = 0  # real replies waiting for the lock: a prefill gives way to them
@@ -279,12 +314,15 @@ class LlamaChatModel:
         if not self._lock.acquire(blocking=False):
             return False  # someone's reply is running: speculation never delays it
         evaluate = self._llm.eval
+        evaluated = 0
 
         def eval_while_unwanted(tokens: Any) -> None:
+            nonlocal evaluated
             for start in range(0, len(tokens), PREFILL_CHUNK_TOKENS):
                 if cancelled.is_set() or self._wanted:
                     raise _PrefillStopped()
                 evaluate(tokens[start:start + PREFILL_CHUNK_TOKENS])
+                evaluated += len(tokens[start:start + PREFILL_CHUNK_TOKENS])
 
         self._llm.eval = eval_while_unwanted  # llama-cpp evaluates a prompt in one call otherwise
         try:
@@ -296,6 +334,7 @@ class LlamaChatModel:
         except _PrefillStopped:
             return False
         finally:
+            log.debug("%s: prefill read %d new prompt tokens", self.name, evaluated)
             del self._llm.eval
             self._lock.release()
 

@@ -16,6 +16,10 @@ from providers.pcm import SPEECH_RATE, resample, to_float32
 
 WINDOW = 512  # samples per decision at 16 kHz (32 ms), what v5 was trained on
 CONTEXT = 64  # v5 looks at the tail of the previous window
+# A window whose loudest sample is under -60 dBFS holds no speech: it scores 0 without the
+# model. An open microphone that sends silence (a muted page, a quiet phone line) then
+# costs almost nothing: the model is most of an idle connection's CPU.
+QUIET_PEAK = 10 ** (-60 / 20)
 
 
 class VadStream:
@@ -34,6 +38,12 @@ class VadStream:
         probabilities = []
         for start in range(0, full, WINDOW):
             window = audio[start:start + WINDOW]
+            if np.abs(window).max() < QUIET_PEAK:
+                # As if the stream started here: after silence the model's state is its start.
+                self._state = np.zeros_like(self._state)
+                self._context = np.zeros_like(self._context)
+                probabilities.append(0.0)
+                continue
             x = np.concatenate([self._context, window])[np.newaxis, :]
             probability, self._state = self._model.run(x, self._state)
             self._context = window[-CONTEXT:]
