@@ -195,12 +195,17 @@ class ChatOrchestrator:
         turn.record.add("context", time.perf_counter() - started)
         for engine, seconds in gathered.engine_s.items():
             turn.record.add(f"context_{engine}", seconds, outcome=gathered.engine_outcome[engine])
+        return self.prompt_for(turn.persona, request, turn.session_id, gathered), gathered
+
+    def prompt_for(self, persona: Persona, request: TurnRequest, session_id: str,
+                   gathered: GatheredContext) -> ContextBundle:
+        """The budgeted prompt for `request` in `session_id`: its history (or the API client's
+        own conversation), what was gathered, the words."""
         history = (request.conversation if request.conversation is not None
-                   else self.conversations.recent(turn.session_id))
-        budget = self.context_budget_tokens - turn.persona.max_reply_tokens
-        bundle = build_messages(turn.persona, history, request.text, gathered, budget,
-                                app_instructions=request.app_instructions)
-        return bundle, gathered
+                   else self.conversations.recent(session_id))
+        return build_messages(persona, history, request.text, gathered,
+                              self.context_budget_tokens - persona.max_reply_tokens,
+                              app_instructions=request.app_instructions)
 
     # 3. tools: the persona's allowlist as schemas, plus the API client's own tools
     def select_tools(self, turn: PreparedTurn, always: bool = False) -> list[dict[str, Any]]:

@@ -124,7 +124,7 @@ class ContextBundle:
     tokens: int
     examples: int = 0  # the persona's example messages, right after the system prompt
     style: dict[str, Any] | None = None  # the persona's reply_style reminder, one message of `messages`
-    head: int = 0  # leading messages the user's words do not change (persona prompt to style)
+    head: int = 0  # leading messages the user's words do not change (persona prompt to history)
 
     def without_examples(self) -> list[dict[str, Any]]:
         """For a turn that offers tools: example replies in plain words and a "how to answer"

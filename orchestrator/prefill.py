@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.chat import ChatOrchestrator, PreparedTurn, is_affirmative
-from orchestrator.context import GatheredContext, build_messages
+from orchestrator.context import GatheredContext
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnRequest
 from providers.base import CancelFlag
@@ -45,14 +45,10 @@ def head_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> list[di
     """The messages the next turn's prompt will start with whatever the user says, for a
     turn that offers no tools (most spoken ones; a tool's schema changes the prompt's
     start): the persona prompt with the user's profile, examples, style, recent history."""
-    persona = orchestrator.personas.get(request.persona_id)
-    history = [] if request.session_id is None else (
-        request.conversation if request.conversation is not None
-        else orchestrator.conversations.recent(request.session_id))
-    profile = orchestrator.context.profile_of(request.user_id)
-    bundle = build_messages(persona, history, "", GatheredContext(profile=profile),
-                            orchestrator.context_budget_tokens - persona.max_reply_tokens,
-                            app_instructions=request.app_instructions)
+    request = dataclasses.replace(request, text="", conversation=[] if request.session_id is None
+                                  else request.conversation)  # no session yet: no history yet
+    bundle = orchestrator.prompt_for(orchestrator.personas.get(request.persona_id), request, request.session_id,
+                                     GatheredContext(profile=orchestrator.context.profile_of(request.user_id)))
     return bundle.messages[:bundle.head]
 
 

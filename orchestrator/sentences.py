@@ -67,8 +67,7 @@ class SentenceSplitter:
         while (end := self._next_cut()) is not None:
             pieces.append(self._buffer[:end])
             self._buffer = self._buffer[end:]
-            self._continuing = self._first and not ends_sentence(pieces[-1])
-            self._first = False
+            self._cut(pieces[-1])
         return pieces
 
     def flush(self) -> list[str]:
@@ -79,9 +78,13 @@ class SentenceSplitter:
         """A piece already cut this way (the moderation gate's), with anything buffered before it."""
         piece, self._buffer = self._buffer + text, ""
         if piece:
-            self._continuing = self._first and not ends_sentence(piece)
-            self._first = False
+            self._cut(piece)
         return [piece] if piece else []
+
+    def _cut(self, piece: str) -> None:
+        """`piece` went out: the next is not the first, and may go on its sentence."""
+        self._continuing = self._first and not ends_sentence(piece)
+        self._first = False
 
     def _next_cut(self) -> int | None:
         match = _SENTENCE_END.search(self._buffer)

@@ -219,10 +219,13 @@ class CozyReplyOnPause(ReplyOnPause):
         if not _early_stt.idle():  # someone's pause (or another partial) is being transcribed
             return
         self._partial_at_s = self._detector.turn_s
+        self.speculation.start(self._transcribe_so_far(), self.conversation.next_request(), partial=True)
+
+    def _transcribe_so_far(self) -> Future:
+        """(text, call log) of the turn's audio so far, from the early-STT worker."""
         language, _ = self.runner.persona_speech(self.conversation)
-        words_so_far = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
-                                         self.conversation.user_id, language)
-        self.speculation.start(words_so_far, self.conversation.next_request(), partial=True)
+        return _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
+                                 self.conversation.user_id, language)
 
     def _on_turn_event(self, event: TurnEvent, now: float) -> None:
         if event is TurnEvent.SPEECH_STARTED:
@@ -234,9 +237,7 @@ class CozyReplyOnPause(ReplyOnPause):
             self._partial_at_s = self._detector.turn_s  # the first words so far: a second in
 
         elif event is TurnEvent.PAUSE_STARTED:
-            language, _ = self.runner.persona_speech(self.conversation)
-            self._early = _early_stt.submit(transcribe_logged, self.runner.stt, self._audio_so_far(),
-                                            self.conversation.user_id, language)
+            self._early = self._transcribe_so_far()
             if self.speculation is not None:
                 self.speculation.start(self._early, self.conversation.next_request())
         elif event is TurnEvent.SPEECH_RESUMED:

@@ -110,15 +110,9 @@ def _prepare_chat_template(llm: Any) -> bool:
 
 
 def compact_prompt_cache(capacity_bytes: int) -> Any:
-    """llama-cpp-python's RAM prompt cache, bounded by what it really holds.
-
-    Each saved state carries a copy of `scores`: n_batch x vocabulary float32 rows
-    (~155 MB for Qwen's 152k vocabulary) that the cache leaves out of its size, and
-    that are never read back without `logits_all` (sampling reads llama.cpp's own
-    logits, and a restored state is decoded again before sampling). So the copy is
-    dropped on the way in (a 1x1 array still broadcasts in `load_state`), and the
-    size counts every byte kept."""
-    import numpy as np
+    """llama-cpp-python's RAM prompt cache, bounded by what it really holds: its size
+    counts every byte of each kept state (the stock one leaves `scores` out). The states
+    come from `lean_states`, which keeps no copy of `scores`."""
     from llama_cpp import LlamaRAMCache
 
     class CompactPromptCache(LlamaRAMCache):
@@ -127,18 +121,17 @@ def compact_prompt_cache(capacity_bytes: int) -> Any:
             return sum(state.llama_state_size + state.scores.nbytes + state.input_ids.nbytes
                        for state in self.cache_state.values())
 
-        def __setitem__(self, key, state) -> None:
-            state.scores = np.zeros((1, 1), dtype=np.single)
-            super().__setitem__(key, state)
-
     return CompactPromptCache(capacity_bytes=capacity_bytes)
 
 
 def lean_states(llm: Any) -> None:
-    """Save and restore `llm`'s state without its `scores` (see compact_prompt_cache: never
-    read back without `logits_all`). llama-cpp-python copies those 155 MB on every save,
-    at the end of each completion, and rewrites them on every load: 40 and 70 ms of the
-    model's lock here, a speculative prefill's included, with the reply waiting on it."""
+    """Save and restore `llm`'s state without its `scores`: n_batch x vocabulary float32
+    rows (~155 MB for Qwen's 152k vocabulary), never read back without `logits_all`
+    (sampling reads llama.cpp's own logits, and a restored state is decoded again before
+    sampling). llama-cpp-python copies them on every save, at the end of each completion,
+    and rewrites them on every load: 40 and 70 ms of the model's lock here, a speculative
+    prefill's included, with the reply waiting on it. A 1x1 stand-in keeps the shape
+    LlamaState expects."""
     import ctypes
 
     import llama_cpp
@@ -321,8 +314,9 @@ class LlamaChatModel:
             for start in range(0, len(tokens), PREFILL_CHUNK_TOKENS):
                 if cancelled.is_set() or self._wanted:
                     raise _PrefillStopped()
-                evaluate(tokens[start:start + PREFILL_CHUNK_TOKENS])
-                evaluated += len(tokens[start:start + PREFILL_CHUNK_TOKENS])
+                chunk = tokens[start:start + PREFILL_CHUNK_TOKENS]
+                evaluate(chunk)
+                evaluated += len(chunk)
 
         self._llm.eval = eval_while_unwanted  # llama-cpp evaluates a prompt in one call otherwise
         try:

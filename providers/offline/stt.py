@@ -6,8 +6,8 @@ multilingual base model, loaded when first needed.
 A spoken turn is a few seconds long, and faster-whisper pads every clip to Whisper's
 30 s window, so the encoder spends most of its time on silence. Clips that fit get a
 10 s window instead (the encoder takes any width up to 30 s): on this 2-core machine
-tiny.en transcribes a question in a median 74 ms instead of 327 ms, with no more word
-errors on espeak speech (bench/stt_window.py). Narrower than about 10 s, the decoder
+tiny.en transcribes a spoken turn in a median 76 ms instead of 386 ms, with the same
+word error rate on espeak speech (bench/stt_window.py). Narrower than about 10 s, the decoder
 starts repeating itself ("what is 2 plus 2? what is 2 plus 2? ...").
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s, in 10 ms feature frames
 SHORT_WINDOW_FRAMES = 1000  # the narrowest window that decodes as well as the full one
 WINDOW_MARGIN_FRAMES = 100  # silence after the last word: the decoder needs to hear it end
 # faster-whisper's "no speech" rule (its defaults): a window Whisper thinks is silent
-# and whose words it is unsure of says nothing (silence alone decodes as " you").
-# In the short window silence decodes as " you" with some confidence, so a window Whisper
-# is all but sure is silent says nothing either (spoken "yes", "no", "hi" score under 0.4).
+# and whose words it is unsure of says nothing. In the short window silence decodes as
+# " you" with some confidence, so a window Whisper is all but sure is silent says nothing
+# either (spoken "yes", "no", "hi" score under 0.4).
 NO_SPEECH_PROBABILITY = 0.6
 LEAST_AVERAGE_LOGPROB = -1.0
 SURELY_SILENT = 0.9
@@ -50,6 +50,10 @@ def short_window_frames(samples: int) -> int | None:
     frames = math.ceil(samples / 160) + WINDOW_MARGIN_FRAMES
     width = max(SHORT_WINDOW_FRAMES, frames)
     return width if width < FULL_WINDOW_FRAMES else None
+
+
+def _beam_size(code: str) -> int:
+    return 1 if code == "en" else 5
 
 
 def _most_tokens(seconds: float) -> int:
@@ -92,7 +96,7 @@ class WhisperSTT:
             if width is not None:
                 return self._decode_window(samples, width, code), code
             segments, _ = self._model.transcribe(
-                samples, language=code, beam_size=1 if code == "en" else 5, temperature=0.0,
+                samples, language=code, beam_size=_beam_size(code), temperature=0.0,
                 without_timestamps=True, condition_on_previous_text=False,
                 vad_filter=False, initial_prompt=_PROMPTS.get(code),
                 max_new_tokens=_most_tokens(len(samples) / SPEECH_RATE),
@@ -115,7 +119,7 @@ class WhisperSTT:
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), [prompt],
-            beam_size=1 if code == "en" else 5, max_length=len(prompt) + _most_tokens(len(samples) / SPEECH_RATE),
+            beam_size=_beam_size(code), max_length=len(prompt) + _most_tokens(len(samples) / SPEECH_RATE),
             suppress_blank=True, suppress_tokens=[-1], return_scores=True, return_no_speech_prob=True)[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # as faster-whisper scores it
