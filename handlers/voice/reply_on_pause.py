@@ -296,7 +296,10 @@ class CozyReplyOnPause(ReplyOnPause):
         with self._lock:
             self._interrupt = True
             self.clear_queue()
-        self._clear_client_playback()
+        # A reply not yet heard (its turn was taken at a short pause, "wait, stop, | I have a
+        # question") has sent the client nothing to drop: it is only stopped.
+        if self._announced_audio:
+            self._clear_client_playback()
 
     def _clear_client_playback(self) -> None:
         """A websocket peer has the reply's audio ahead of its playback: Twilio is sent it a
