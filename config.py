@@ -55,6 +55,8 @@ class VoiceSettings:
     # "smart": after a short silence the end-of-turn model (Smart Turn v3.2) judges whether
     # the user is done; if not, the turn ends at the fallback silence (bench/end_of_turn.py).
     end_of_turn: str = "smart"
+    # Not 0.15 s, though it answers 40-60 ms sooner (bench/voice_latency.py): Smart Turn, which
+    # Pipecat runs after 0.2 s of silence, then calls "can you tell me about the" finished.
     end_of_turn_check_silence_s: float = 0.2
     end_of_turn_fallback_silence_s: float = 1.2
     end_of_turn_threshold: float = 0.5

@@ -217,14 +217,20 @@ class ChatOrchestrator:
                 ours = relevant_tools(turn.request.text, ours)
         return ours + list(turn.request.client_tools)
 
+    @staticmethod
+    def chat_options(turn: PreparedTurn, tools: list[dict]) -> ChatOptions:
+        """How the model is asked for this turn's reply (a reply written ahead must match)."""
+        request = turn.request
+        return ChatOptions(
+            temperature=turn.persona.temperature if request.temperature is None else request.temperature,
+            max_tokens=request.max_tokens or turn.persona.max_reply_tokens,
+            tools=tools, requester=request.user_id, seed=request.seed)
+
     # 4. generate: stream text; run tool calls and loop, at most MAX_TOOL_ROUNDS
     def generate(self, turn: PreparedTurn, messages: list[dict], tools: list[dict], metrics: TurnMetrics,
                  cancelled: CancelFlag | None) -> Iterator[TurnDelta | TurnToolCall | str]:
         request = turn.request
-        options = ChatOptions(
-            temperature=turn.persona.temperature if request.temperature is None else request.temperature,
-            max_tokens=request.max_tokens or turn.persona.max_reply_tokens,
-            tools=tools, requester=request.user_id, seed=request.seed)
+        options = self.chat_options(turn, tools)
         client_tool_names = {t.get("function", {}).get("name") for t in turn.request.client_tools}
         started = time.perf_counter()
         messages = list(messages)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class InFlight:
@@ -13,12 +14,12 @@ class InFlight:
         self.count = 0
         self._lock = threading.Lock()
 
-    def track(self, items: Iterator[T]) -> Iterator[T]:
-        """`items`, counted from the first step until it ends, however it ends."""
+    def track(self, items: Generator[T, None, R]) -> Generator[T, None, R]:
+        """`items`, counted from the first step until it ends, however it ends; returns what it returns."""
         with self._lock:
             self.count += 1
         try:
-            yield from items
+            return (yield from items)
         finally:
             with self._lock:
                 self.count -= 1

@@ -1,7 +1,8 @@
 """The prompt a turn will send its model, built before the turn and leaving no trace.
 
 A voice turn's words are known during the pause, before the turn is taken: a local
-model can evaluate the prompt then (handlers/voice/speculation.py). Most of the prompt
+model can evaluate the prompt then, and write the reply's first tokens
+(handlers/voice/speculation.py). Most of the prompt
 does not depend on the words at all (`head_prompt`: persona prompt, examples, reply
 style, recent history), so that part is evaluated while the user is still speaking.
 llama.cpp reuses the longest evaluated prefix, so the speculative prompt must be the one the real
@@ -20,14 +21,15 @@ from orchestrator.chat import ChatOrchestrator, PreparedTurn, is_affirmative
 from orchestrator.context import GatheredContext
 from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnRequest
-from providers.base import CancelFlag
+from providers.base import CancelFlag, ChatOptions
 
-Prefill = Callable[[list[dict[str, Any]], list[dict[str, Any]], CancelFlag], bool]
+# (messages, tools, cancel flag, the turn's options to write the reply ahead with, or None)
+Prefill = Callable[[list[dict[str, Any]], list[dict[str, Any]], CancelFlag, ChatOptions | None], bool]
 
 
 def turn_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-    """(messages, tools) as `orchestrator.run(request)` would hand them to the model."""
+                                                                               list[dict[str, Any]], ChatOptions]:
+    """(messages, tools, options) as `orchestrator.run(request)` would hand them to the model."""
     if request.confirmed is None:
         request = dataclasses.replace(request, confirmed=is_affirmative(request.text))
     if request.session_id is None:  # the turn will open a new conversation: no history yet
@@ -38,7 +40,7 @@ def turn_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> tuple[l
                         TurnRecord(request.channel))
     bundle, _ = orchestrator.gather_context(turn)
     tools = orchestrator.select_tools(turn)
-    return (bundle.without_examples() if tools else bundle.messages), tools
+    return (bundle.without_examples() if tools else bundle.messages), tools, orchestrator.chat_options(turn, tools)
 
 
 def head_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> list[dict[str, Any]]:

@@ -64,10 +64,11 @@ def test_a_sentence_broken_by_pauses_reaches_the_assistant_as_one_turn(handler, 
     """ "I'd like to book a table for... um... four people": no reply at the pause.
 
     The old 0.5 s silence cut every one of these. espeak's flat voice ends each phrase like a
-    full stop, and Whisper tiny mishears a fragment's last word ("music by" -> "music, bye!"),
-    so the word veto misses some: 2 of 12 are cut at the first pause (never at the "um"; 5
-    before the short Whisper window and the object-verb rule), above the issue's 1 in 10;
-    bench/end_of_turn.py prints the count. The bar holds what we have, with one to spare."""
+    full stop, and Whisper tiny mishears a fragment's last word ("music by" -> "music bye!"),
+    so the word veto misses one: 1 of 12 is cut at the first pause (never at the "um"; 2 with
+    greedy decoding, which heard "how many days are there until" as "how many very smart now
+    until..."; 5 before the short Whisper window and the object-verb rule). The issue's bar is
+    1 in 10; bench/end_of_turn.py prints the count."""
     cut_early = []
     for utterance in PAUSE_SET:
         speech = paused_speech(utterance)
@@ -78,7 +79,7 @@ def test_a_sentence_broken_by_pauses_reaches_the_assistant_as_one_turn(handler, 
         else:
             heard = whisper.transcribe(turns[0][1].audio).lower()
             assert utterance.rest.split()[-1].lower() in heard, (utterance.text, heard)
-    assert len(cut_early) <= 3, f"answered at a mid-sentence pause: {cut_early}"
+    assert len(cut_early) <= len(PAUSE_SET) // 10, f"answered at a mid-sentence pause: {cut_early}"
 
 
 def test_a_finished_question_is_taken_well_before_the_fallback_silence(handler):

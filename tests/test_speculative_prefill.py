@@ -3,6 +3,7 @@ silent. A turn that is taken starts from it; one the user talks on through leave
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -92,18 +93,78 @@ def test_a_prefill_the_user_talks_on_through_leaves_no_trace(voice):
     assert voice.conversation.transcript == [] and voice.conversation.session_id is None
 
 
-def test_a_taken_turn_starts_from_the_prefilled_prompt(voice, fast_llm):
+def test_a_taken_turn_starts_from_the_prefilled_prompt_and_the_words_written_ahead(voice, fast_llm):
     speculation = pause_until_prefilled(voice)
     assert speculation.outcome == "evaluated"
-    prefilled = list(fast_llm._llm.input_ids[:fast_llm._llm.n_tokens])
+    ahead = fast_llm._ahead.kept  # the reply's first tokens, written while the turn was undecided
+    assert ahead is not None and ahead.tokens
+    written = " ".join(fast_llm._llm.detokenize(ahead.tokens).decode("utf-8", errors="ignore").split())
     feed(voice, silence(0.5))  # the turn ends
     outputs = reply(voice)
     transcript, _ = outputs[-1]
     assert transcript[-1]["role"] == "assistant" and transcript[-1]["content"]
+    said = " ".join(transcript[-1]["content"].split())
+    assert said.startswith(" ".join(written.split()[:3])), (said, written)  # what was written is what is said
     llm = [stage for stage in voice.records[-1].all("llm")]
     # The real prompt is the prefilled one, token for token, so llama.cpp evaluated nothing again.
-    assert llm and llm[0].tokens_in == len(prefilled)
-    assert list(fast_llm._llm.input_ids[:len(prefilled)]) == prefilled
+    assert llm and llm[0].tokens_in == len(ahead.prompt)
+    assert list(fast_llm._llm.input_ids[:len(ahead.prompt)]) == ahead.prompt
+
+
+BEES = [{"role": "system", "content": "You answer in one short sentence."},
+        {"role": "user", "content": "What do bees make?"}]
+
+
+def reply_text(llm, messages, options) -> tuple[str, int | None]:
+    """The reply's text, and how many tokens the model counted for it."""
+    parts, counted = [], None
+    for delta in llm.stream(messages, options):
+        parts.append(delta.text)
+        counted = delta.completion_tokens if delta.finish_reason else counted
+    return "".join(parts), counted
+
+
+def test_a_reply_written_ahead_is_the_reply_the_model_writes(fast_llm):
+    options = ChatOptions(max_tokens=40, temperature=0)
+    list(fast_llm.stream([{"role": "user", "content": "Hello there"}], options))
+    plain, plain_tokens = reply_text(fast_llm, BEES, options)
+    list(fast_llm.stream([{"role": "user", "content": "Hello there"}], options))  # the model holds another prompt
+    assert fast_llm.prefill(BEES, [], threading.Event(), options) is True
+    assert fast_llm._ahead.kept is not None and len(fast_llm._ahead.kept.tokens) > 5
+    ahead, ahead_tokens = reply_text(fast_llm, BEES, options)
+    assert ahead == plain and fast_llm._ahead.used > 5  # the same words, the first ones already written
+    assert ahead_tokens == plain_tokens  # and billed the same: tokens written ahead count as the reply's
+
+
+def test_words_written_ahead_serve_only_the_prompt_and_sampling_they_were_written_for(fast_llm):
+    options = ChatOptions(max_tokens=12, temperature=0)
+    assert fast_llm.prefill(BEES, [], threading.Event(), options) is True
+    other = [BEES[0], {"role": "user", "content": "What do cows drink?"}]
+    reply_text(fast_llm, other, options)
+    assert fast_llm._ahead.used == 0 and fast_llm._ahead.kept is None  # another question: written afresh
+    assert fast_llm.prefill(BEES, [], threading.Event(), options) is True
+    reply_text(fast_llm, BEES, ChatOptions(max_tokens=12, temperature=0.9))
+    assert fast_llm._ahead.used == 0  # other sampling: not its sample
+    seeded = ChatOptions(max_tokens=12, temperature=0.7, seed=7)
+    assert fast_llm.prefill(BEES, [], threading.Event(), seeded) is True
+    assert fast_llm._ahead.kept is None  # a seeded reply is never written ahead: the seed must give it
+
+
+def test_a_talked_over_prefill_keeps_nothing_written(fast_llm):
+    options = ChatOptions(max_tokens=40, temperature=0)
+    list(fast_llm.stream([{"role": "user", "content": "Hello there"}], options))
+
+    class TalkedOverAfterAFewTokens:
+        checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 4
+
+    assert fast_llm.prefill(BEES, [], TalkedOverAfterAFewTokens(), options) is True  # the prompt was read
+    assert fast_llm._ahead.kept is None
+    reply_text(fast_llm, BEES, options)
+    assert fast_llm._ahead.used == 0
 
 
 def test_a_cancelled_prefill_stops_between_chunks_on_a_prefix_the_reply_reuses(fast_llm):

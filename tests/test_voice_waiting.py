@@ -108,3 +108,40 @@ def test_a_caller_whose_words_wait_for_speech_recognition_hears_one_moment_first
     assert recognizer.calls == 1
     assert tts.texts[0] == ONE_MOMENT and any("Here you are" in t for t in tts.texts[1:]), tts.texts
     services.close()
+
+
+def slow_runner(tmp_path) -> tuple[object, RecordingTTS, VoiceTurnRunner]:
+    """Nothing queued: two turns run beside each other, each at the pace of a shared CPU
+    (the scripted model takes 2.5 s to its first word)."""
+    llm, _, _ = build_chains({}, ScriptedChatModel(text="Here you are.", first_token_s=2.5), ScriptedSTT(),
+                             RecordingTTS(), cache_dir=tmp_path / "tts")
+    services = build_chat_services(stored_settings(tmp_path), PersonaCatalog(ROOT / "personas", "concise"), llm)
+    tts = RecordingTTS()
+    return services, tts, VoiceTurnRunner(ScriptedSTT(text="what time is it"), tts, services.orchestrator, 24_000)
+
+
+def test_a_caller_answered_beside_someone_else_hears_one_moment_then_the_answer(tmp_path):
+    services, tts, runner = slow_runner(tmp_path)
+    first = threading.Thread(target=lambda: list(runner.run(
+        SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation(user_id="first"))),
+        daemon=True)
+    first.start()
+    assert wait_until(lambda: services.orchestrator.in_flight.count == 1)  # someone else's reply is being written
+    outputs: list = []
+    turn = SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter())
+    second = threading.Thread(target=lambda: outputs.extend(runner.run(turn, Conversation(user_id="second"))),
+                              daemon=True)
+    second.start()
+    second.join(60)
+    first.join(60)
+    audio = [o for o in outputs if isinstance(o, tuple)]
+    assert audio and audio[0][1].size == runner._say(ONE_MOMENT)[1].size  # told before the answer, not silence
+    assert tts.texts.count(ONE_MOMENT) >= 1 and sum("Here you are" in t for t in tts.texts) == 2, tts.texts
+    services.close()
+
+
+def test_a_slow_answer_with_nobody_else_around_is_not_excused(tmp_path):
+    services, tts, runner = slow_runner(tmp_path)
+    list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
+    assert ONE_MOMENT not in tts.texts and any("Here you are" in t for t in tts.texts)
+    services.close()

@@ -50,7 +50,11 @@ from providers.offline.vad import SileroVad
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.2  # how long an idle emit() waits for a turn; a turn wakes it at once
-PREROLL_S = 1.0  # audio kept before a turn is confirmed, so its first word is not cut
+# Audio kept before a turn is confirmed (0.2 s of speech, plus the VAD's onset), so its first
+# word is not cut. Not more: Whisper tiny hears the same words differently after a long lead
+# of silence ("how many days are there until" as "how many may mark their own deal?" after
+# 0.7 s), and the end-of-turn check reads those words.
+PREROLL_S = 0.5
 # While the user speaks, their words so far are transcribed this often (~80 ms of Whisper
 # each), so the model has read most of the question by the time they stop.
 PARTIAL_EVERY_S = 1.0

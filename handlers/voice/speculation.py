@@ -2,9 +2,11 @@
 of the next prompt their words do not change (orchestrator/prefill.head_prompt); as
 they go on, the prompt with the words heard so far (a partial transcript every
 second or so); once the pause's early transcript is in, the rest of the reply's
-prompt, while the turn detector is still deciding. Each is a prefix of the next, so
-llama.cpp only reads what is new: on two cores the 1.5B reads about 60 prompt tokens a
-second, and once the user stops only the last few words are left to read.
+prompt, while the turn detector is still deciding, and then the reply itself, a token
+at a time, until the turn is taken (providers/offline/llm.py: WriteAhead). Each is a
+prefix of the next, so llama.cpp only reads what is new: on two cores the 1.5B reads
+about 60 prompt tokens a second, and once the user stops only the last few words are
+left to read; the reply then starts with the tokens written meanwhile.
 
 If the user goes on speaking the evaluation is cancelled: it stops within one chunk
 of tokens (providers/offline/llm.py) and leaves nothing behind but KV cache, which
@@ -110,11 +112,13 @@ class SpeculativePrefill:
             return speculation.finish("stopped")
         started = time.perf_counter()
         try:
+            ahead = None
             if speculation.head_only:
                 messages, tools = head_prompt(self.orchestrator, speculation.request), []
             else:
-                messages, tools = turn_prompt(self.orchestrator, speculation.request)
-            evaluated = speculation.prefill(messages, tools, speculation.cancelled)
+                messages, tools, options = turn_prompt(self.orchestrator, speculation.request)
+                ahead = None if speculation.partial else options  # the pause's words are the turn's
+            evaluated = speculation.prefill(messages, tools, speculation.cancelled, ahead)
         except Exception:  # speculation only: the real turn does the work itself
             log.warning("speculative prefill failed", exc_info=True)
             return speculation.finish("failed")

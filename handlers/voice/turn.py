@@ -20,19 +20,26 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs
 
-from providers.pcm import resample
 from handlers.voice.playback import PlaybackClock, SpokenReply
 from handlers.voice.sentences import FIRST_PIECE_WORDS, SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.in_flight import InFlight
 from orchestrator.turn_record import TurnRecord
+from orchestrator.turns import (
+    OverBudget,
+    TurnDelta,
+    TurnDone,
+    TurnRequest,
+    TurnToolResult,
+)
 from personas.cards import Persona, PersonaError
-from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as
+from providers.foreground import FOREGROUND
 from providers.languages import iso_language
+from providers.pcm import resample
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +50,8 @@ ONE_MOMENT = "One moment, I'm just finishing with someone else."
 CANNED_ZH = {APOLOGY: "抱歉，我这边出了点问题。请再说一遍好吗？",
              BUSY: "抱歉，我正在和别人说话，请过几秒再说一遍。",
              ONE_MOMENT: "请稍等，我马上就好。"}
-# Heard nothing this long after they stopped talking, and waiting behind someone else's turn
-# (for speech recognition or the model), a caller hears why.
+# Heard nothing this long after they stopped talking, and waiting behind or beside someone
+# else's turn (for speech recognition or the model), a caller hears why.
 ONE_MOMENT_AFTER_S = 1.5
 WAIT_POLL_S = 0.1
 # A transcription the pause did not start: run beside the turn, so the turn can speak while it waits.
@@ -247,6 +254,8 @@ class VoiceTurnRunner:
                  queue_position: Callable[[str], int | None] | None = None, early_reply: bool = True):
         self.stt = stt
         self.in_flight = InFlight()
+        # Turns transcribing, thinking or voicing (not only playing out): what shares the cores.
+        self.producing = InFlight()
         # Speak the first clause, think during the pause; False: the first sentence, whole,
         # and nothing evaluated before the turn is taken (COZY_EARLY_REPLY=0, for comparison).
         self.early_reply = early_reply
@@ -288,6 +297,14 @@ class VoiceTurnRunner:
     def _waits_in_queue(self, user_id: str) -> bool:
         return bool(self.queue_position is not None and self.queue_position(user_id))
 
+    def _waits_on_others(self, user_id: str, own_turns: int) -> bool:
+        """This turn is slowed by someone else's: queued for a local model, or another turn is
+        being worked on beside it, spoken (transcribed, written or voiced) or typed
+        (`own_turns`: whether this one is in the orchestrator yet). Two at once each run at
+        about half speed on two cores, with nothing queued."""
+        return (self._waits_in_queue(user_id) or self.producing.count > 1
+                or self.orchestrator.in_flight.count > own_turns)
+
     def notice(self, text: str) -> Iterator[Any]:
         """Say this instead of a reply (a limit, a missing identity), in the local voice."""
         yield self.output_sample_rate, self._speak_all(self._apology_tts, text)
@@ -324,7 +341,7 @@ class VoiceTurnRunner:
             except TimeoutError:
                 # Not started (early transcriptions run one at a time), or queued for a model.
                 not_started = not job.running() and not job.done()
-                if notice.now(not_started or self._waits_in_queue(requester)):
+                if notice.now(not_started or self._waits_on_others(requester, own_turns=0)):
                     yield self._say(ONE_MOMENT, language)
 
     def run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
@@ -332,6 +349,17 @@ class VoiceTurnRunner:
         return self.in_flight.track(self._run(turn, conversation))
 
     def _run(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
+        speech = yield from self.producing.track(self._produce(turn, conversation))
+        if speech is None:  # nothing was said but a notice: nothing to wait for
+            return
+        # "Speaking" lasts while the caller hears the reply, not while it is made.
+        if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
+            speech.keep_heard(conversation)  # talked over its last words: keep what was heard
+        yield conversation.show("listening")
+
+    def _produce(self, turn: SpokenTurn, conversation: Conversation) -> Iterator[Any]:
+        """The turn's work: its words, its reply, and that reply's audio; returns the reply's
+        ReplySpeech, or None when a notice was said instead."""
         timings: dict[str, float] = {"endpointing_s": turn.turn_detected_at - turn.speech_ended_at}
         record = TurnRecord(conversation.channel)
         record.add("endpointing", timings["endpointing_s"], provider="local", model=turn.ended_by)
@@ -382,11 +410,7 @@ class VoiceTurnRunner:
             return
         yield conversation.show("thinking")
         conversation.barged_in.clear()
-        speech = yield from self._reply(text, turn, conversation, timings, record, voice, language, notice)
-        # "Speaking" lasts while the caller hears the reply, not while it is made.
-        if conversation.barged_in.wait(min(speech.played_by - time.perf_counter(), LONGEST_PLAYBACK_WAIT_S)):
-            speech.keep_heard(conversation)  # talked over its last words: keep what was heard
-        yield conversation.show("listening")
+        return (yield from self._reply(text, turn, conversation, timings, record, voice, language, notice))
 
     def _reply(self, text: str, turn: SpokenTurn, conversation: Conversation,
                timings: dict[str, float], record: TurnRecord, voice: str | None,
@@ -410,7 +434,7 @@ class VoiceTurnRunner:
                 try:
                     kind, value = pieces.get(timeout=None if spoken else notice.poll_s())
                 except queue.Empty:
-                    if notice.now(self._waits_in_queue(conversation.user_id)):
+                    if notice.now(self._waits_on_others(conversation.user_id, own_turns=1)):
                         yield self._say(ONE_MOMENT, language)
                     continue
                 if kind == "piece":
@@ -424,7 +448,11 @@ class VoiceTurnRunner:
                         clips = iter(synthesize_logged(self.tts, piece, tts_log, voice))
                         while True:
                             asked = time.perf_counter()
-                            clip = next(clips, None)
+                            if heard_audio:
+                                clip = next(clips, None)
+                            else:  # the caller waits for this one: the model writing on steps aside
+                                with FOREGROUND.hold():
+                                    clip = next(clips, None)
                             synthesis_s += time.perf_counter() - asked  # not the time the caller took to read it
                             if clip is None:
                                 break

@@ -33,8 +33,9 @@ class TurnDetectorOptions:
     speech_probability: float = 0.5
     min_speech_s: float = 0.2  # speech before a turn counts (coughs and clicks do not)
     end_of_turn_silence_s: float = 0.5  # silence mode: the silence that ends a turn
-    # Whisper takes ~80 ms of a short clip, so its words are in by the end-of-turn check
-    # at 0.2 s. (At 0.064 s it ran at the gaps between words, and restarted the prefill.)
+    # Whisper takes ~80 ms of a short clip, so its words are in by the time the end-of-turn
+    # check (at 0.2 s) has its verdict. (At 0.064 s it ran at the gaps between words, and
+    # restarted the prefill.)
     early_transcribe_silence_s: float = 0.1
     max_turn_s: float = 30.0
     end_of_turn: str = SILENCE  # or SMART

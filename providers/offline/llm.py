@@ -8,7 +8,10 @@ only evaluates the new tokens. That reuse is most of a fast second turn.
 during the pause, before the turn is taken): it only runs when the model is
 free, and stops at the next chunk of tokens when it is cancelled or anyone asks
 the model for a real reply. What it evaluated stays in the KV cache, so a turn
-whose prompt begins the same way starts from there.
+whose prompt begins the same way starts from there. Given the turn's options it
+also writes the reply ahead (`WriteAhead`), a token at a time, until someone wants
+the model: a reply to that very prompt, with the same sampling, starts with those
+tokens (they are a sample like any other) and goes on from them.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.base import CancelFlag, ChatDelta, ChatOptions, ToolCall
+from providers.foreground import FOREGROUND
 from providers.offline.tool_calls import ToolCallParser
 from providers.offline.tool_grammar import tool_grammar
 
@@ -164,8 +168,65 @@ def lean_states(llm: Any) -> None:
 PREFILL_CHUNK_TOKENS = 16
 
 
+# How many reply tokens a prefill may write ahead while the turn is still being decided:
+# more than a first clause, and a bound on what a turn that never comes costs.
+AHEAD_TOKENS = 32
+
+
 class _PrefillStopped(Exception):
     """A speculative prefill gave the model back (cancelled, or a real reply wants it)."""
+
+
+@dataclass
+class _Ahead:
+    """Reply tokens sampled for `prompt` before anyone asked for the reply."""
+
+    prompt: list[int]
+    sampling: tuple[Any, ...]
+    tokens: list[int]
+
+
+class WriteAhead:
+    """Keeps the tokens a prefill samples, and hands them to the reply to the same prompt.
+
+    It wraps `Llama.generate`, below which every completion's prompt and tokens pass, so
+    llama-cpp-python still does all the sampling, stop and detokenising: the reply is given
+    the kept tokens as if it had just sampled them, then generation goes on after them (the
+    KV cache holds all but the last, so only that one is evaluated)."""
+
+    def __init__(self, llm: Any):
+        self.recording: _Ahead | None = None  # a prefill writing ahead now
+        self.kept: _Ahead | None = None
+        self.sampling: tuple[Any, ...] = ()  # the settings of the completion about to run
+        generate = llm.generate
+
+        def generate_from_ahead(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            if self.recording is not None:
+                self.recording.prompt = list(tokens)
+                for token in generate(tokens, *args, **kwargs):
+                    self.recording.tokens.append(token)
+                    yield token
+                return
+            kept, self.kept = self.kept, None  # whatever runs now moves the KV cache on
+            if kept is None or not kept.tokens or kept.sampling != self.sampling or kept.prompt != list(tokens):
+                yield from generate(tokens, *args, **kwargs)
+                return
+            log.debug("reply starts with %d tokens written ahead", len(kept.tokens))
+            self.used = len(kept.tokens)
+            yield from kept.tokens
+            yield from generate([*tokens, *kept.tokens], *args, **kwargs)
+
+        self.used = 0  # tokens the last reply took from a prefill's
+        llm.generate = generate_from_ahead
+
+    def record(self, sampling: tuple[Any, ...]) -> _Ahead:
+        self.kept = None
+        self.recording = _Ahead([], sampling, [])
+        return self.recording
+
+    def keep(self, ahead: _Ahead | None) -> None:
+        self.recording = None
+        self.kept = ahead if ahead is not None and ahead.tokens else None
 
 
 class TokenCounter:
@@ -224,6 +285,14 @@ class LlamaChatModel:
         # persona or user does not re-read a thousand tokens of tool schemas.
         self._llm.set_cache(compact_prompt_cache(prompt_cache_bytes))
         lean_states(self._llm)
+        evaluate = self._llm.eval
+
+        def eval_when_foreground_free(tokens: Any) -> None:
+            FOREGROUND.wait()  # a reply's first clause is being voiced: it gets the cores first
+            evaluate(tokens)
+
+        self._llm.eval = eval_when_foreground_free
+        self._ahead = WriteAhead(self._llm)  # below the counter: tokens written ahead count as the reply's
         self._tokens = TokenCounter(self._llm)  # read under the lock: one call at a time
         self._lock = threading.Lock()
         self._wanted = 0  # real replies waiting for the lock: a prefill gives way to them
@@ -260,8 +329,14 @@ class LlamaChatModel:
         noted = tools and not self._tool_note_in_template
         return _for_template(_with_tool_note(messages) if noted else messages)
 
+    @staticmethod
+    def _sampling(options: ChatOptions, tools: list[dict[str, Any]]) -> tuple[Any, ...]:
+        """What must match for tokens written ahead to be this completion's own sample."""
+        return options.temperature, options.seed, bool(tools)
+
     def _complete(self, messages: list[dict[str, Any]], options: ChatOptions, tools: list[dict[str, Any]],
                   cancelled: CancelFlag | None) -> Generator[ChatDelta, None, _Completion]:
+        self._ahead.sampling, self._ahead.used = self._sampling(options, tools), 0
         chunks = self._llm.create_chat_completion(
             messages=self._prompt(messages, tools), stream=True, temperature=options.temperature, max_tokens=options.max_tokens,
             **({"seed": options.seed % 2 ** 32} if options.seed is not None else {}),  # llama.cpp: uint32
@@ -298,12 +373,15 @@ class LlamaChatModel:
             pass
 
     def prefill(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                cancelled: CancelFlag) -> bool:
+                cancelled: CancelFlag, ahead: ChatOptions | None = None) -> bool:
         """Evaluate the prompt a reply to `messages` would start with (`tools` as the turn
         will offer them), if the model is free; True when all of it was evaluated.
 
-        Nothing is generated that anyone sees: one token is sampled and dropped, so the
-        evaluated prompt lands in the RAM prompt cache like a real call's."""
+        Without `ahead`, nothing is generated: one token is sampled and dropped, so the
+        evaluated prompt lands in the RAM prompt cache like a real call's. With the turn's
+        options (and no tools: a tool call's grammar is not written ahead), the reply is
+        written on, up to AHEAD_TOKENS, until someone wants the model; a reply to this
+        prompt with these options starts with what was written. Cancelled, it is dropped."""
         if not self._lock.acquire(blocking=False):
             return False  # someone's reply is running: speculation never delays it
         evaluate = self._llm.eval
@@ -318,18 +396,27 @@ class LlamaChatModel:
                 evaluate(chunk)
                 evaluated += len(chunk)
 
+        compact = compact_tools(tools)
+        # Not with a seed either: the reply's own sampling would then not be what that seed gives.
+        writing = ahead is not None and not compact and ahead.seed is None
+        recording = self._ahead.record(self._sampling(ahead, compact)) if writing else None
+        if not writing:
+            self._ahead.keep(None)
         self._llm.eval = eval_while_unwanted  # llama-cpp evaluates a prompt in one call otherwise
         try:
-            compact = compact_tools(tools)
+            sampling = ({"max_tokens": min(ahead.max_tokens, AHEAD_TOKENS), "temperature": ahead.temperature}
+                        if writing else {"max_tokens": 1, "temperature": 0})
             for _ in self._llm.create_chat_completion(messages=self._prompt(messages, compact), stream=True,
-                                                      max_tokens=1, temperature=0, tools=compact or None):
+                                                      tools=compact or None, **sampling):
                 pass
             return True
         except _PrefillStopped:
-            return False
+            return bool(recording and recording.tokens)  # a token was sampled: the prompt was all read
         finally:
-            log.debug("%s: prefill read %d new prompt tokens", self.name, evaluated)
-            del self._llm.eval
+            log.debug("%s: prefill evaluated %d new tokens, wrote %d ahead", self.name, evaluated,
+                      len(recording.tokens) if recording else 0)
+            self._llm.eval = evaluate
+            self._ahead.keep(recording if recording is not None and not cancelled.is_set() else None)
             self._lock.release()
 
     def warmup(self) -> None:

@@ -25,6 +25,12 @@ from providers.pcm import SPEECH_RATE, resample, to_float32
 
 # Greedy decoding serves English; Chinese from the small base model needs the beam (on
 # espeak-ng's Mandarin it found 首都 in 5 of 6 clips with it, 1 of 6 without).
+BEAM_SIZE = 5
+# English words Whisper is unsure of (average log-probability under this) are decoded again with
+# the beam, from the same encoding: greedy, tiny.en heard "how many days are there until" as
+# "how many very smart now until?" (-0.71), where the beam hears "until" and the end-of-turn
+# check knows the sentence goes on. Sure words (most, -0.1 to -0.5) cost no beam time.
+DOUBTFUL_LOGPROB = -0.6
 # Whisper writes Chinese in traditional or simplified characters as it likes; a simplified
 # prompt steers it to simplified, what a zh-CN user reads (and what the persona writes).
 _PROMPTS = {"zh": "以下是普通话的句子。"}
@@ -50,10 +56,6 @@ def short_window_frames(samples: int) -> int | None:
     frames = math.ceil(samples / 160) + WINDOW_MARGIN_FRAMES
     width = max(SHORT_WINDOW_FRAMES, frames)
     return width if width < FULL_WINDOW_FRAMES else None
-
-
-def _beam_size(code: str) -> int:
-    return 1 if code == "en" else 5
 
 
 def _most_tokens(seconds: float) -> int:
@@ -96,7 +98,7 @@ class WhisperSTT:
             if width is not None:
                 return self._decode_window(samples, width, code), code
             segments, _ = self._model.transcribe(
-                samples, language=code, beam_size=_beam_size(code), temperature=0.0,
+                samples, language=code, beam_size=1 if code == "en" else BEAM_SIZE, temperature=0.0,
                 without_timestamps=True, condition_on_previous_text=False,
                 vad_filter=False, initial_prompt=_PROMPTS.get(code),
                 max_new_tokens=_most_tokens(len(samples) / SPEECH_RATE),
@@ -105,7 +107,7 @@ class WhisperSTT:
 
     def _decode_window(self, samples: np.ndarray, width: int, code: str) -> str:
         """One window `width` frames wide, decoded as faster-whisper decodes one (greedy for
-        English, its beam for the rest; its blank and symbol suppression; its no-speech rule)."""
+        sure English words, its beam for the rest; its blank and symbol suppression; its no-speech rule)."""
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
 
@@ -117,13 +119,22 @@ class WhisperSTT:
         if _PROMPTS.get(code):
             prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + _PROMPTS[code])]
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        result = self._model.model.generate(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])), [prompt],
-            beam_size=_beam_size(code), max_length=len(prompt) + _most_tokens(len(samples) / SPEECH_RATE),
-            suppress_blank=True, suppress_tokens=[-1], return_scores=True, return_no_speech_prob=True)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-        average_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # as faster-whisper scores it
-        silent = result.no_speech_prob
+        encoded = self._model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
+                                           to_cpu=False)
+
+        def decode(beam_size: int) -> tuple[list[int], float, float]:
+            result = self._model.model.generate(
+                encoded, [prompt], beam_size=beam_size,
+                max_length=len(prompt) + _most_tokens(len(samples) / SPEECH_RATE),
+                suppress_blank=True, suppress_tokens=[-1], return_scores=True, return_no_speech_prob=True)[0]
+            tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+            # (tokens, average log-probability as faster-whisper scores it, no-speech probability)
+            return tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), result.no_speech_prob
+
+        tokens, average_logprob, silent = decode(1 if code == "en" else BEAM_SIZE)
+        if code == "en" and tokens and average_logprob < DOUBTFUL_LOGPROB:
+            tokens, average_logprob, silent = max(decode(BEAM_SIZE), (tokens, average_logprob, silent),
+                                                  key=lambda decoded: decoded[1])
         if silent > NO_SPEECH_PROBABILITY and (average_logprob < LEAST_AVERAGE_LOGPROB or silent > SURELY_SILENT):
             return ""
         return tokenizer.decode(tokens).strip()
