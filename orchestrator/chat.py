@@ -229,7 +229,6 @@ class ChatOrchestrator:
     # 4. generate: stream text; run tool calls and loop, at most MAX_TOOL_ROUNDS
     def generate(self, turn: PreparedTurn, messages: list[dict], tools: list[dict], metrics: TurnMetrics,
                  cancelled: CancelFlag | None) -> Iterator[TurnDelta | TurnToolCall | str]:
-        request = turn.request
         options = self.chat_options(turn, tools)
         client_tool_names = {t.get("function", {}).get("name") for t in turn.request.client_tools}
         started = time.perf_counter()

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,26 +21,20 @@ from typing import Any
 import numpy as np
 from fastrtc import AdditionalOutputs
 
+from providers.pcm import resample
 from handlers.voice.playback import PlaybackClock, SpokenReply
 from handlers.voice.sentences import FIRST_PIECE_WORDS, SentenceChunker
 from orchestrator.chat import ChatOrchestrator
 from orchestrator.in_flight import InFlight
 from orchestrator.turn_record import TurnRecord
-from orchestrator.turns import (
-    OverBudget,
-    TurnDelta,
-    TurnDone,
-    TurnRequest,
-    TurnToolResult,
-)
 from personas.cards import Persona, PersonaError
+from orchestrator.turns import OverBudget, TurnDelta, TurnDone, TurnRequest, TurnToolResult
 from providers.base import AudioClip, SpeechToText, TextToSpeech
 from providers.call_log import CallLog, synthesize_logged
 from providers.errors import ModelBusy
 from providers.fallback import transcribe_as
 from providers.foreground import FOREGROUND
 from providers.languages import iso_language
-from providers.pcm import resample
 
 log = logging.getLogger(__name__)
 
@@ -448,11 +443,9 @@ class VoiceTurnRunner:
                         clips = iter(synthesize_logged(self.tts, piece, tts_log, voice))
                         while True:
                             asked = time.perf_counter()
-                            if heard_audio:
+                            # The caller waits for the first clip: the model writing on steps aside.
+                            with nullcontext() if heard_audio else FOREGROUND.hold():
                                 clip = next(clips, None)
-                            else:  # the caller waits for this one: the model writing on steps aside
-                                with FOREGROUND.hold():
-                                    clip = next(clips, None)
                             synthesis_s += time.perf_counter() - asked  # not the time the caller took to read it
                             if clip is None:
                                 break

@@ -400,7 +400,7 @@ class LlamaChatModel:
         # Not with a seed either: the reply's own sampling would then not be what that seed gives.
         writing = ahead is not None and not compact and ahead.seed is None
         recording = self._ahead.record(self._sampling(ahead, compact)) if writing else None
-        if not writing:
+        if not writing:  # its own one-token completion must not take a reply's tokens
             self._ahead.keep(None)
         self._llm.eval = eval_while_unwanted  # llama-cpp evaluates a prompt in one call otherwise
         try:

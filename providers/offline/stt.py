@@ -58,6 +58,10 @@ def short_window_frames(samples: int) -> int | None:
     return width if width < FULL_WINDOW_FRAMES else None
 
 
+def _beam_size(code: str) -> int:
+    return 1 if code == "en" else BEAM_SIZE
+
+
 def _most_tokens(seconds: float) -> int:
     """A cap on what one window may say: speech is under ~10 tokens a second, and Whisper
     on unclear audio can loop ("帮你帮我帮你…") until its 448-token limit."""
@@ -98,7 +102,7 @@ class WhisperSTT:
             if width is not None:
                 return self._decode_window(samples, width, code), code
             segments, _ = self._model.transcribe(
-                samples, language=code, beam_size=1 if code == "en" else BEAM_SIZE, temperature=0.0,
+                samples, language=code, beam_size=_beam_size(code), temperature=0.0,
                 without_timestamps=True, condition_on_previous_text=False,
                 vad_filter=False, initial_prompt=_PROMPTS.get(code),
                 max_new_tokens=_most_tokens(len(samples) / SPEECH_RATE),
@@ -131,7 +135,7 @@ class WhisperSTT:
             # (tokens, average log-probability as faster-whisper scores it, no-speech probability)
             return tokens, result.scores[0] * len(tokens) / (len(tokens) + 1), result.no_speech_prob
 
-        tokens, average_logprob, silent = decode(1 if code == "en" else BEAM_SIZE)
+        tokens, average_logprob, silent = decode(_beam_size(code))
         if code == "en" and tokens and average_logprob < DOUBTFUL_LOGPROB:
             tokens, average_logprob, silent = max(decode(BEAM_SIZE), (tokens, average_logprob, silent),
                                                   key=lambda decoded: decoded[1])
