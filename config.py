@@ -106,7 +106,12 @@ class ModelSettings:
     tts_voice_path: Path | None = None  # a Piper .onnx with its .onnx.json beside it
     vad_path: Path | None = None  # a Silero v5 .onnx
     end_of_turn_path: Path | None = None  # a Smart Turn v3 .onnx
-    llm_threads: int = 2
+    llm_threads: int = 2  # reading a prompt (batches)
+    # Writing a reply (one token at a time). On two cores, two threads write 3x slower the
+    # moment anything else runs (the voice's own frames, VAD, TTS): llama.cpp's threads
+    # meet at a barrier every layer, and one descheduled thread stalls the other. One
+    # thread fewer than the cores leaves the voice a core (bench/llm_threads.py).
+    llm_decode_threads: int = 1
     # "short": Whisper encodes a short clip in a 10 s window, not 30 s (providers/offline/stt.py)
     stt_window: str = "short"
     llm_context_tokens: int = 4096
@@ -134,6 +139,7 @@ class ModelSettings:
             vad_path=opt("COZY_VAD_PATH"),
             end_of_turn_path=opt("COZY_END_OF_TURN_PATH"),
             llm_threads=_env_int("COZY_LLM_THREADS", min(4, os.cpu_count() or 2)),
+            llm_decode_threads=_env_int("COZY_LLM_DECODE_THREADS", max(1, min(4, (os.cpu_count() or 2) - 1))),
             stt_window=_env_choice("COZY_STT_WINDOW", cls.stt_window, ("short", "full")),
             llm_context_tokens=_env_int("COZY_LLM_CONTEXT_TOKENS", cls.llm_context_tokens),
             llm_prompt_cache_mb=_env_int("COZY_LLM_PROMPT_CACHE_MB", cls.llm_prompt_cache_mb),

@@ -367,6 +367,9 @@ class ChatOrchestrator:
         started = time.perf_counter()
         tools = self.select_tools(turn)
         timed("tools", started)
+        if tools:  # a channel that has said nothing yet may say why it takes a while (handlers/voice/turn.py)
+            turn.record.add("tools", time.perf_counter() - started,
+                            detail=",".join(t["function"]["name"] for t in tools))
 
         started = time.perf_counter()
         reply_parts: list[str] = []

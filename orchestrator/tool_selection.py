@@ -16,10 +16,13 @@ from storage.term_index import terms_of
 
 _ARITHMETIC = re.compile(r"\d\s*([-+*/x×÷^%]|plus|minus|times|divided|multiplied|percent|squared)\s*\d?|"
                          r"square root|to the power|how much is", re.I)
+# "day" alone is everywhere ("on a clear day", "have a nice day"): asked about, it is the clock's.
+_CALENDAR = re.compile(r"\b(what|which)('s| is)?\s+(the\s+)?(day|date|year|month)\b|"
+                       r"\bday of the (week|month|year)\b", re.I)
 # Words people use for a kind of tool that its own description may not contain,
 # keyed by a fragment of the tool's name.
 _TRIGGERS = {
-    "time": "clock o'clock hour date timezone day weekday week",
+    "time": "clock o'clock hour date timezone weekday today tonight tomorrow yesterday",
     "remind": "remind remember schedule appointment alarm",
     "note": "remember write jot",
     "calc": "calculate compute math sum total",
@@ -47,12 +50,13 @@ def relevant_tools(text: str, schemas: list[dict]) -> list[dict]:
     if not text:
         return list(schemas)
     arithmetic = bool(_ARITHMETIC.search(text))
+    calendar = bool(_CALENDAR.search(text))
     # "12 times 7" is about the calculator, not the clock.
     words = terms_of(_ARITHMETIC.sub(" ", text), limit=60)
     chosen = []
     for schema in schemas:
         function = schema["function"]
-        if arithmetic and "calc" in function["name"]:
+        if (arithmetic and "calc" in function["name"]) or (calendar and "time" in function["name"]):
             chosen.append(schema)
             continue
         vocabulary = _vocabulary(function["name"], function.get("description") or "")

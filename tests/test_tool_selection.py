@@ -22,6 +22,8 @@ def offered(text: str) -> set[str]:
     ("Delete note three.", {"delete_note"}),
     ("What's the date?", {"current_time", "convert_time"}),
     ("What day of the week is it?", {"current_time", "convert_time"}),
+    ("what day is it today", {"current_time", "convert_time"}),
+    ("Which year is it?", {"current_time", "convert_time"}),
     ("What's 2 to the power of 10?", {"calculate"}),
 ])
 def test_a_request_gets_the_tools_it_needs_and_only_those(text, tools):
@@ -29,7 +31,9 @@ def test_a_request_gets_the_tools_it_needs_and_only_those(text, tools):
 
 
 @pytest.mark.parametrize("text", ["What is the capital of France?", "Tell me a story about a dragon",
-                                  "My name is Ada and I love astronomy.", "How are you?"])
+                                  "My name is Ada and I love astronomy.", "How are you?",
+                                  "what colour is the sky on a clear day", "Have a nice day!",
+                                  "How many days are in a week?"])
 def test_plain_conversation_does_not_pay_for_tool_schemas(text):
     assert offered(text) == set()
 

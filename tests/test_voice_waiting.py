@@ -1,17 +1,22 @@
 """A caller whose turn waits for the one local model hears "one moment", not silence,
-and then the answer; nobody waiting hears nothing extra."""
+and then the answer; a turn offered tools that is slow to start says it is checking;
+nobody waiting hears nothing extra."""
 from __future__ import annotations
 
 import threading
 import time
 
-from handlers.voice.turn import ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
+from config import ToolSettings
+from handlers.voice.turn import LET_ME_CHECK, ONE_MOMENT, Conversation, SpokenTurn, VoiceTurnRunner
 from orchestrator.services import build_chat_services
 from personas.cards import PersonaCatalog
 from providers.chains import build_chains
 from providers.local_queue import FairQueue, QueuedChatModel, QueuedSTT, position_in_any
 from tests.conftest import ROOT, stored_settings
 from tests.fakes.providers import RecordingTTS, ScriptedChatModel, ScriptedSTT, speech
+from tools.config import load_config, with_state
+from tools.gateway import ToolGateway
+from tools.runner import GatewayToolRunner
 
 
 def local_chain(queue: FairQueue, tmp_path):
@@ -145,3 +150,38 @@ def test_a_slow_answer_with_nobody_else_around_is_not_excused(tmp_path):
     list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
     assert ONE_MOMENT not in tts.texts and any("Here you are" in t for t in tts.texts)
     services.close()
+
+
+def slow_runner_with_tools(tmp_path, words: str):
+    """The slow model behind the real tool gateway (MCP servers over stdio), hearing `words`."""
+    services, tts, runner = slow_runner(tmp_path)
+    gateway = ToolGateway(with_state(load_config(), ToolSettings(), tmp_path))
+    gateway.start()
+    services.orchestrator.tools = GatewayToolRunner(gateway)
+    runner.stt = ScriptedSTT(text=words)
+    return services, gateway, tts, runner
+
+
+def test_a_slow_turn_offered_tools_says_it_is_checking_then_answers(tmp_path):
+    services, gateway, tts, runner = slow_runner_with_tools(tmp_path, "what time is it in Tokyo")
+    try:
+        outputs = list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()),
+                                  Conversation()))
+    finally:
+        gateway.stop()
+        services.close()
+    audio = [o for o in outputs if isinstance(o, tuple)]
+    assert audio and audio[0][1].size == runner._say(LET_ME_CHECK)[1].size  # heard first, not silence
+    assert tts.texts.count(LET_ME_CHECK) == 1 and ONE_MOMENT not in tts.texts
+    assert any("Here you are" in t for t in tts.texts[1:]), tts.texts
+
+
+def test_a_slow_turn_offered_no_tools_is_not_excused_even_where_tools_exist(tmp_path):
+    services, gateway, tts, runner = slow_runner_with_tools(tmp_path, "tell me about the moon")
+    try:
+        list(runner.run(SpokenTurn(speech(1.0), time.perf_counter(), time.perf_counter()), Conversation()))
+    finally:
+        gateway.stop()
+        services.close()
+    assert LET_ME_CHECK not in tts.texts and ONE_MOMENT not in tts.texts
+    assert any("Here you are" in t for t in tts.texts), tts.texts

@@ -41,12 +41,15 @@ log = logging.getLogger(__name__)
 APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 BUSY = "Sorry, I'm busy with other people right now. Please say that again in a few seconds."
 ONE_MOMENT = "One moment, I'm just finishing with someone else."
+LET_ME_CHECK = "Let me check."
 # The same lines for a Chinese persona; the local voice reads Chinese text in a Chinese voice.
 CANNED_ZH = {APOLOGY: "抱歉，我这边出了点问题。请再说一遍好吗？",
              BUSY: "抱歉，我正在和别人说话，请过几秒再说一遍。",
-             ONE_MOMENT: "请稍等，我马上就好。"}
+             ONE_MOMENT: "请稍等，我马上就好。", LET_ME_CHECK: "我查一下。"}
 # Heard nothing this long after they stopped talking, and waiting behind or beside someone
-# else's turn (for speech recognition or the model), a caller hears why.
+# else's turn (for speech recognition or the model), a caller hears why; or, for a turn
+# offered tools (a local model reads their schemas, calls one, reads its result: seconds),
+# that the assistant is checking.
 ONE_MOMENT_AFTER_S = 1.5
 WAIT_POLL_S = 0.1
 # A transcription the pause did not start: run beside the turn, so the turn can speak while it waits.
@@ -263,7 +266,7 @@ class VoiceTurnRunner:
 
     def warmup(self) -> None:
         # English only: the Chinese lines would load the Chinese voice now; _say caches them on first use.
-        for text in (APOLOGY, BUSY, ONE_MOMENT):
+        for text in (APOLOGY, BUSY, ONE_MOMENT, LET_ME_CHECK):
             self._say(text)
 
     def _to_output(self, clip: AudioClip, rate: int | None = None) -> np.ndarray:
@@ -429,8 +432,9 @@ class VoiceTurnRunner:
                 try:
                     kind, value = pieces.get(timeout=None if spoken else notice.poll_s())
                 except queue.Empty:
-                    if notice.now(self._waits_on_others(conversation.user_id, own_turns=1)):
-                        yield self._say(ONE_MOMENT, language)
+                    others = self._waits_on_others(conversation.user_id, own_turns=1)
+                    if notice.now(others or record.first("tools") is not None):
+                        yield self._say(ONE_MOMENT if others else LET_ME_CHECK, language)
                     continue
                 if kind == "piece":
                     piece, piece_ready_at = value

@@ -265,7 +265,8 @@ class _Completion:
 
 
 class LlamaChatModel:
-    def __init__(self, model_path: Path, name: str, threads: int = 2, context_tokens: int = 4096,
+    def __init__(self, model_path: Path, name: str, threads: int = 2, decode_threads: int | None = None,
+                 context_tokens: int = 4096,
                  prompt_cache_bytes: int = 512 * 1024 * 1024, tool_grammar: bool = True):
         try:
             from llama_cpp import Llama
@@ -277,7 +278,7 @@ class LlamaChatModel:
         self.model_id = name
         self.tool_grammar = tool_grammar  # prose or offered calls only (tool_grammar.py)
         self._llm = Llama(
-            model_path=str(model_path), n_ctx=context_tokens, n_threads=threads,
+            model_path=str(model_path), n_ctx=context_tokens, n_threads=decode_threads or threads,
             n_threads_batch=threads, n_batch=256, verbose=False,
         )
         self._tool_note_in_template = _prepare_chat_template(self._llm)

@@ -93,7 +93,8 @@ def load_offline_models(settings: Settings, progress: Callable[[str], None] = lo
 
     step(4, f"language model ({m.llm})")
     llm_path = model_files.resolve(m.llm, settings.models_dir, m.llm_path, progress)
-    llm = LlamaChatModel(llm_path, m.llm, threads=m.llm_threads, context_tokens=m.llm_context_tokens,
+    llm = LlamaChatModel(llm_path, m.llm, threads=m.llm_threads, decode_threads=m.llm_decode_threads,
+                         context_tokens=m.llm_context_tokens,
                          prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
 
     step(5, "warming the language model")
@@ -115,8 +116,8 @@ def local_models(settings: Settings, default: LlamaChatModel, default_queue) -> 
         name = name or m.llm
         if name not in loaded:
             path = model_files.resolve(name, settings.models_dir)
-            model = LlamaChatModel(path, name, threads=m.llm_threads, context_tokens=m.llm_context_tokens,
-                                   prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
+            model = LlamaChatModel(path, name, threads=m.llm_threads, decode_threads=m.llm_decode_threads,
+                                   context_tokens=m.llm_context_tokens, prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
             model.warmup()
             loaded[name] = QueuedChatModel(model, FairQueue(f"llm:{name}", m.local_queue_max,
                                                             m.local_queue_per_user, m.local_queue_max_wait_s))
