@@ -158,3 +158,20 @@ def test_a_phone_caller_is_not_the_local_user(handler, utterance):
     conversations = handler.services.conversations
     assert conversations.sessions("local") == []
     assert [s["id"] for s in conversations.sessions(caller)] == [handler.conversation.session_id]
+
+
+def test_each_webrtc_frame_reaches_the_vad_as_it_arrives(handler):
+    """WebRTC delivers 20 ms Opus frames at 48 kHz; each must come out at 16 kHz at once (FastRTC's
+    own resampler held them until 60 ms had gathered)."""
+    import av
+
+    def frame(index: int):
+        samples = (np.sin(np.arange(960) / 10) * 8000).astype(np.int16).reshape(1, -1)
+        audio = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        audio.sample_rate, audio.pts = 48_000, index * 960
+        return audio
+
+    handler.expected_layout = "mono"
+    out = [sum(f.samples for f in handler.resample(frame(i))) for i in range(5)]
+    assert all(n > 0 for n in out), out  # nothing held back
+    assert abs(sum(out) - 5 * 320) <= 64, out  # 20 ms at 16 kHz each, give or take the filter's delay

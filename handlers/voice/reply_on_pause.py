@@ -29,9 +29,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import av
 import numpy as np
 from aiortc import RTCDataChannel
 from fastrtc import AlgoOptions, ReplyOnPause
@@ -125,6 +127,15 @@ class CozyReplyOnPause(ReplyOnPause):
         self._ended_by_model = False  # the turn ending now was ended by the model's verdict
         self._options_key: tuple[str | None, bool] | None = None
         self._use_turn_options()
+
+    def resample(self, frame: Any) -> Iterator[Any]:
+        """A WebRTC frame at our rate. FastRTC sizes its resampler's output frames by the incoming
+        frame's sample count (960 at 48 kHz, 20 ms), counted at our 16 kHz: 60 ms, so a caller's
+        last words waited up to 40 ms more to reach the VAD. Ours passes on what each frame gives."""
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(format="s16", layout=self.expected_layout,
+                                                rate=self.input_sample_rate)
+        yield from self._resampler.resample(frame)
 
     def copy(self) -> "CozyReplyOnPause":
         return CozyReplyOnPause(self.runner, self.vad, self.turn_options, self.output_sample_rate,
