@@ -368,7 +368,7 @@ class ChatOrchestrator:
         tools = self.select_tools(turn)
         timed("tools", started)
         if tools:  # a channel that has said nothing yet may say why it takes a while (handlers/voice/turn.py)
-            turn.record.add("tools", time.perf_counter() - started,
+            turn.record.add("tools", metrics.phases_s["tools"],
                             detail=",".join(t["function"]["name"] for t in tools))
 
         started = time.perf_counter()

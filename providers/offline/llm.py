@@ -266,8 +266,8 @@ class _Completion:
 
 class LlamaChatModel:
     def __init__(self, model_path: Path, name: str, threads: int = 2, decode_threads: int | None = None,
-                 context_tokens: int = 4096,
-                 prompt_cache_bytes: int = 512 * 1024 * 1024, tool_grammar: bool = True):
+                 context_tokens: int = 4096, prompt_cache_bytes: int = 512 * 1024 * 1024,
+                 tool_grammar: bool = True):
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the machine

@@ -117,7 +117,8 @@ def local_models(settings: Settings, default: LlamaChatModel, default_queue) -> 
         if name not in loaded:
             path = model_files.resolve(name, settings.models_dir)
             model = LlamaChatModel(path, name, threads=m.llm_threads, decode_threads=m.llm_decode_threads,
-                                   context_tokens=m.llm_context_tokens, prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
+                                   context_tokens=m.llm_context_tokens,
+                                   prompt_cache_bytes=m.llm_prompt_cache_mb * 1024 * 1024)
             model.warmup()
             loaded[name] = QueuedChatModel(model, FairQueue(f"llm:{name}", m.local_queue_max,
                                                             m.local_queue_per_user, m.local_queue_max_wait_s))
