@@ -6,6 +6,7 @@ frame, as a machine that keeps up would see it."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,43 @@ def test_a_finished_question_is_taken_well_before_the_fallback_silence(handler):
     assert sorted(waited)[len(waited) // 2] < VOICE.end_of_turn_fallback_silence_s / 2, waited
 
 
+def asked_and_taken(voice: CozyReplyOnPause, samples: np.ndarray) -> tuple[float, float]:
+    """Audio times (s from the start of `samples`) at which the end-of-turn model was first
+    asked, and at which the turn was taken; each verdict is in before the next frame."""
+    asked = None
+    for start in range(0, len(samples), FRAME):
+        voice.receive((16_000, samples[start:start + FRAME].reshape(1, -1)))
+        if asked is None and voice._check is not None:
+            asked = (start + FRAME) / 16_000
+        if voice._check is not None:
+            wait_for(voice._check[1].done)
+        if voice._pending is not None:
+            voice._pending = None
+            voice.event.clear()
+            return asked, (start + FRAME) / 16_000
+    raise AssertionError("the turn was never taken")
+
+
+def test_the_model_is_asked_as_the_pause_starts_and_ends_no_turn_before_the_shortest_silence(handler):
+    """Smart Turn runs beside the early transcript, at 0.1 s of silence, so both verdicts are
+    in about when 0.2 s has passed (asked at 0.2 s, it finished ~80 ms after); a "finished"
+    that comes sooner waits for that silence."""
+    speech = question_speech("What is the capital of France?")
+    samples = np.concatenate([silence(0.3), speech, silence(2.0)])
+    ended = 0.3 + len(speech) / 16_000
+    options = handler._detector.options
+    assert options.check_silence_s < options.earliest_end_s == VOICE.end_of_turn_earliest_s
+    handler._detector.options = replace(options, earliest_end_s=0.0)
+    asked_at_once, taken_at_once = asked_and_taken(handler, samples)
+    handler._detector.options = options
+    asked, taken = asked_and_taken(handler, samples)
+    for asked_at in (asked_at_once, asked):
+        assert asked_at - ended < options.earliest_end_s - 0.05, (ended, asked_at)
+    assert taken_at_once - asked_at_once <= 0.04  # the frame after the verdict
+    assert taken - asked >= options.earliest_end_s - options.check_silence_s - 0.04, (asked, taken)
+    assert taken < ended + VOICE.end_of_turn_fallback_silence_s / 2
+
+
 def test_with_silence_turn_taking_a_pause_ends_the_turn(handler):
     """A persona (or the server) may choose the fixed pause instead: the old behaviour."""
     policy = TurnTakingPolicy(VOICE, have_model=True,
@@ -116,6 +154,8 @@ def test_turn_taking_comes_from_the_server_then_the_persona_then_the_channel():
     assert web.smart and web.threshold == VOICE.end_of_turn_threshold
     assert phone.threshold == VOICE.phone_end_of_turn_threshold > web.threshold  # 8 kHz audio: more certainty
     assert phone.fallback_silence_s == VOICE.phone_end_of_turn_fallback_silence_s
+    # Asked as the pause starts, the model is less sure of phone audio: the phone asks later.
+    assert phone.check_silence_s == VOICE.phone_end_of_turn_check_silence_s > web.check_silence_s
     slow_web, slow_phone = policy.options_for("slow", phone=False), policy.options_for("slow", phone=True)
     assert (slow_web.threshold, slow_web.fallback_silence_s) == (0.4, 2.0)
     assert slow_phone.threshold == VOICE.phone_end_of_turn_threshold  # a card cannot make the phone less careful

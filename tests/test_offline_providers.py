@@ -75,7 +75,7 @@ def full_window_whisper(settings):
 
 
 def test_a_short_clip_in_the_short_window_is_heard_as_in_the_full_one(whisper, full_window_whisper):
-    # A spoken turn is encoded in a 10 s window instead of Whisper's 30 s (4x faster here).
+    # A spoken turn is encoded in an 8 s window instead of Whisper's 30 s (4x faster here).
     assert whisper.short_window and not full_window_whisper.short_window
     for text, words in SPOKEN.items():
         clip = AudioClip(16_000, espeak_clip(text))
@@ -84,13 +84,23 @@ def test_a_short_clip_in_the_short_window_is_heard_as_in_the_full_one(whisper, f
             assert all(word in heard for word in words), (model.short_window, text, heard)
 
 
+def test_words_that_loop_in_the_short_window_are_heard_again_in_a_wider_one(whisper):
+    from providers.offline.stt import loops
+
+    assert loops("Who wrote, wrote, wrote and do it!") and loops("Thank you very much. Thank you very much.")
+    assert not any(map(loops, ("What is 2 plus 2?", "bye bye", "I had had enough", "Who wrote Romeo and Juliet?")))
+    # Bare espeak (no silence around it): the 8 s window alone hears "Who wrote, wrote, wrote and do it!"
+    heard = whisper.transcribe(AudioClip(16_000, espeak_clip("who wrote romeo and juliet"))).lower()
+    assert "romeo" in heard and not loops(heard), heard
+
+
 def test_the_short_window_hears_nothing_in_silence_or_noise_and_long_clips_get_the_full_one(whisper):
     from providers.offline.stt import short_window_frames
 
     rng = np.random.default_rng(7)
     assert whisper.transcribe(AudioClip(16_000, np.zeros(16_000, np.int16))) == ""  # not " you"
     assert whisper.transcribe(AudioClip(16_000, rng.normal(0, 200, 16_000).astype(np.int16))) == ""
-    assert short_window_frames(16_000 * 3) == 1000 and short_window_frames(16_000 * 15) == 1600
+    assert short_window_frames(16_000 * 3) == 800 and short_window_frames(16_000 * 15) == 1600
     assert short_window_frames(16_000 * 29) is None  # too long for a short window: faster-whisper's own
     long_clip = np.concatenate([espeak_clip("what is the capital of France"), np.zeros(16_000 * 28, np.int16)])
     assert "france" in whisper.transcribe(AudioClip(16_000, long_clip)).lower()

@@ -44,3 +44,18 @@ def test_endless_speech_is_cut_at_the_maximum():
     ends = [i for i, e in events if e is TurnEvent.TURN_ENDED]
     assert len(ends) == 2  # at ~1.0 s and ~2.0 s; the third turn is still open at 3.0 s
     assert abs(ends[0] * W - 1.0) <= 2 * W and abs((ends[1] - ends[0]) * W - 1.0) <= 2 * W
+
+
+def test_the_model_is_asked_with_the_early_transcript_and_heard_after_the_shortest_silence():
+    detector = TurnDetector(TurnDetectorOptions(end_of_turn="smart", check_silence_s=0.1, earliest_end_s=0.2))
+    assert detector.feed(windows(0.5, 0.9)) == [TurnEvent.SPEECH_STARTED]
+    # The early transcript first: the check reads its words.
+    assert detector.feed(windows(0.128, 0.0)) == [TurnEvent.PAUSE_STARTED, TurnEvent.CHECK_TURN]
+    pause = detector.pause_index
+    assert detector.in_pause(pause) and not detector.may_end(pause)
+    detector.feed(windows(0.064, 0.0))
+    assert not detector.may_end(pause)
+    detector.feed(windows(0.032, 0.0))  # 0.224 s of silence
+    assert detector.may_end(pause)
+    detector.feed(windows(0.064, 0.9))  # they speak again: that verdict is stale
+    assert not detector.may_end(pause)

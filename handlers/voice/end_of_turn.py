@@ -111,13 +111,15 @@ class TurnTakingPolicy:
             speech_probability=v.speech_probability, min_speech_s=v.min_speech_s,
             end_of_turn_silence_s=v.end_of_turn_silence_s, max_turn_s=v.max_continuous_speech_s,
             end_of_turn=v.end_of_turn, check_silence_s=v.end_of_turn_check_silence_s,
-            fallback_silence_s=v.end_of_turn_fallback_silence_s, threshold=v.end_of_turn_threshold)
+            earliest_end_s=v.end_of_turn_earliest_s, fallback_silence_s=v.end_of_turn_fallback_silence_s,
+            threshold=v.end_of_turn_threshold)
 
     def options_for(self, persona_id: str | None, phone: bool) -> TurnDetectorOptions:
         options = self.base()
         v = self.voice
         if phone:
             options = replace(options, threshold=v.phone_end_of_turn_threshold,
+                              check_silence_s=v.phone_end_of_turn_check_silence_s,
                               fallback_silence_s=v.phone_end_of_turn_fallback_silence_s)
         try:
             card = self.persona_turn_taking(persona_id)

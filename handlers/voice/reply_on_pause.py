@@ -2,8 +2,9 @@
 
 What differs from the stock handler, and why:
 - End of turn is found from 32 ms VAD windows scored as audio arrives (stock: 0.6 s
-  chunks). A short silence asks the end-of-turn model whether the user is done
-  (handlers/voice/end_of_turn.py); if not, the turn ends at a longer fallback silence,
+  chunks). A short silence asks the end-of-turn model whether the user is done, beside
+  the early transcript (handlers/voice/end_of_turn.py); its "yes" ends the turn at 0.2 s
+  of silence at the soonest; if not, the turn ends at a longer fallback silence,
   so a mid-sentence "um..." is not answered. The model runs off the receive thread.
 - While the user speaks, the local model evaluates the start of the next prompt
   (persona, style, history), then their words so far, transcribed every second.
@@ -288,9 +289,12 @@ class CozyReplyOnPause(ReplyOnPause):
         return "fallback silence" if options.smart and self.judge is not None else "silence"
 
     def _verdict(self) -> list[TurnEvent]:
-        """End the turn once the model has said the user is done, if they still are silent."""
+        """End the turn once the model has said the user is done, if they still are silent
+        (and have been for the shortest silence that may end a turn)."""
         if self._check is None or not self._check[1].done():
             return []
+        if self._detector.in_pause(self._check[0]) and not self._detector.may_end(self._check[0]):
+            return []  # a quick verdict: heard once that silence has passed
         (pause, verdict), self._check = self._check, None
         try:
             finished = verdict.result().finished

@@ -5,8 +5,9 @@ late. Scoring every 32 ms window and counting trailing silence ends the turn a
 fixed, configurable time after the user stops ("silence" mode).
 
 In "smart" mode a short silence only asks whether the turn is over (CHECK_TURN);
-the handler asks the end-of-turn model and calls `end_now()` if it is. Otherwise the
-turn ends at a longer fallback silence, so a user who pauses mid-sentence is not cut.
+the handler asks the end-of-turn model and calls `end_now()` if it is, once the
+silence has lasted `earliest_end_s` (`may_end`). Otherwise the turn ends at a longer
+fallback silence, so a user who pauses mid-sentence is not cut.
 """
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ class TurnDetectorOptions:
     speech_probability: float = 0.5
     min_speech_s: float = 0.2  # speech before a turn counts (coughs and clicks do not)
     end_of_turn_silence_s: float = 0.5  # silence mode: the silence that ends a turn
-    # Whisper takes ~80 ms of a short clip, so its words are in by the time the end-of-turn
-    # check (at 0.2 s) has its verdict. (At 0.064 s it ran at the gaps between words, and
-    # restarted the prefill.)
+    # Whisper takes ~110 ms of a short clip, so its words are in about when a turn may end
+    # (0.2 s). (At 0.064 s it ran at the gaps between words, and restarted the prefill.)
     early_transcribe_silence_s: float = 0.1
     max_turn_s: float = 30.0
     end_of_turn: str = SILENCE  # or SMART
     check_silence_s: float = 0.2  # smart mode: silence before the model is asked
+    earliest_end_s: float = 0.0  # smart mode: a "finished" verdict ends the turn no sooner
     fallback_silence_s: float = 1.2  # smart mode: the silence that ends a turn anyway
     threshold: float = 0.5  # smart mode: model probability that counts as "finished"
 
@@ -115,6 +116,10 @@ class TurnDetector:
     def in_pause(self, pause_index: int) -> bool:
         """Still in the same silence as when a check was asked for."""
         return self.in_turn and self.silence_s > 0 and self.pause_index == pause_index
+
+    def may_end(self, pause_index: int) -> bool:
+        """In that silence, and it is long enough for a "finished" verdict to end the turn."""
+        return self.in_pause(pause_index) and self.silence_s >= self.options.earliest_end_s
 
     def end_now(self) -> list[TurnEvent]:
         """The model says the turn is over: end it without waiting for the fallback."""

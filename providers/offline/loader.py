@@ -40,7 +40,7 @@ def _multilingual_whisper(settings: Settings) -> WhisperSTT:
     for name in ("whisper-base/config.json", "whisper-base/tokenizer.json", "whisper-base/vocabulary.json"):
         resolve(name, settings.models_dir)
     model = resolve("whisper-base", settings.models_dir)
-    stt = WhisperSTT(model.parent, threads=settings.models.llm_threads,
+    stt = WhisperSTT(model.parent, threads=settings.models.stt_threads,
                      short_window=settings.models.stt_window == "short")
     stt.warmup()
     return stt
@@ -77,7 +77,7 @@ def load_offline_models(settings: Settings, progress: Callable[[str], None] = lo
 
     step(2, "speech recognition (Whisper tiny.en; multilingual base after start-up)")
     stt_model = model_files.resolve("whisper-tiny.en", settings.models_dir, m.stt_path, progress)
-    english = WhisperSTT(stt_model if stt_model.is_dir() else stt_model.parent, threads=m.llm_threads,
+    english = WhisperSTT(stt_model if stt_model.is_dir() else stt_model.parent, threads=m.stt_threads,
                          short_window=m.stt_window == "short")
     english.warmup()
     multilingual = Lazy("multilingual Whisper base", lambda: _multilingual_whisper(settings))

@@ -4,15 +4,16 @@ English goes to tiny.en, the fastest; any other language, or "auto" (detect it),
 multilingual base model, loaded when first needed.
 
 A spoken turn is a few seconds long, and faster-whisper pads every clip to Whisper's
-30 s window, so the encoder spends most of its time on silence. Clips that fit get a
-10 s window instead (the encoder takes any width up to 30 s): on this 2-core machine
-tiny.en transcribes a spoken turn in a median 76 ms instead of 386 ms, with the same
-word error rate on espeak speech (bench/stt_window.py). Narrower than about 10 s, the decoder
-starts repeating itself ("what is 2 plus 2? what is 2 plus 2? ...").
+30 s window, so the encoder spends most of its time on silence. Clips that fit get an
+8 s window instead (the encoder takes any width up to 30 s): on this 2-core machine
+tiny.en transcribes a spoken turn about 4x faster, with the same word error rate on
+espeak speech (bench/stt_window.py). At 6 s and narrower, the decoder starts repeating
+itself ("Thank you very much. Thank you very much. ...").
 """
 from __future__ import annotations
 
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -40,7 +41,10 @@ AUTO_LANGUAGES = tuple(SPOKEN_LANGUAGES)
 
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s, in 10 ms feature frames
-SHORT_WINDOW_FRAMES = 1000  # the narrowest window that decodes as well as the full one
+SHORT_WINDOW_FRAMES = 800  # the narrowest window that decodes as well as the full one
+# ... nearly: in 1 of 56 bare espeak clips it loops ("Who wrote, wrote, wrote and do it!"),
+# where 10 s hears "Who wrote Romeo and Juliet?". Words that loop are decoded again in this.
+LOOP_FREE_WINDOW_FRAMES = 1000
 WINDOW_MARGIN_FRAMES = 100  # silence after the last word: the decoder needs to hear it end
 # faster-whisper's "no speech" rule (its defaults): a window Whisper thinks is silent
 # and whose words it is unsure of says nothing. In the short window silence decodes as
@@ -51,11 +55,23 @@ LEAST_AVERAGE_LOGPROB = -1.0
 SURELY_SILENT = 0.9
 
 
-def short_window_frames(samples: int) -> int | None:
+def short_window_frames(samples: int, narrowest: int = SHORT_WINDOW_FRAMES) -> int | None:
     """The encoder width for a clip of `samples` (16 kHz), or None: it needs the full window."""
     frames = math.ceil(samples / 160) + WINDOW_MARGIN_FRAMES
-    width = max(SHORT_WINDOW_FRAMES, frames)
+    width = max(narrowest, frames)
     return width if width < FULL_WINDOW_FRAMES else None
+
+
+def loops(text: str) -> bool:
+    """Whisper's loop in a narrow window: a word three times running, or a run of words twice
+    ("Thank you very much. Thank you very much.")."""
+    words = re.findall(r"\w+", text.lower())
+    for n in range(1, 7):
+        least = 3 if n == 1 else 2
+        for i in range(len(words) - n * least + 1):
+            if all(words[i + k * n:i + (k + 1) * n] == words[i:i + n] for k in range(1, least)):
+                return True
+    return False
 
 
 def _beam_size(code: str) -> int:
@@ -71,7 +87,8 @@ def _most_tokens(seconds: float) -> int:
 class WhisperSTT:
     name = "offline-whisper"
 
-    def __init__(self, model_dir: Path, threads: int = 2, short_window: bool = True):
+    def __init__(self, model_dir: Path, threads: int = 1, short_window: bool = True,
+                 narrowest_window: int = SHORT_WINDOW_FRAMES):
         from faster_whisper import WhisperModel
 
         if not (model_dir / "tokenizer.json").is_file():
@@ -81,6 +98,7 @@ class WhisperSTT:
                                    cpu_threads=threads, local_files_only=True)
         self.multilingual = self._model.model.is_multilingual
         self.short_window = short_window  # False: faster-whisper's own 30 s window, always
+        self.narrowest_window = narrowest_window  # frames; benches compare widths
         # CTranslate2 releases the GIL but one model object decodes one request at a time.
         self._lock = threading.Lock()
 
@@ -98,9 +116,12 @@ class WhisperSTT:
                 _, _, probabilities = self._model.detect_language(samples)
                 likely = dict(probabilities)
                 code = max(AUTO_LANGUAGES, key=lambda lang: likely.get(lang, 0.0))
-            width = short_window_frames(len(samples)) if self.short_window else None
+            width = short_window_frames(len(samples), self.narrowest_window) if self.short_window else None
             if width is not None:
-                return self._decode_window(samples, width, code), code
+                text = self._decode_window(samples, width, code)
+                if width < LOOP_FREE_WINDOW_FRAMES and loops(text):
+                    text = self._decode_window(samples, LOOP_FREE_WINDOW_FRAMES, code)
+                return text, code
             segments, _ = self._model.transcribe(
                 samples, language=code, beam_size=_beam_size(code), temperature=0.0,
                 without_timestamps=True, condition_on_previous_text=False,
