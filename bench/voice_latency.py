@@ -7,8 +7,9 @@ time seen by each client, in one table:
 - stock: stock FastRTC ReplyOnPause with the same offline models, as a FastRTC demo
   would use them (bench/stock_fastrtc_app.py; the client's figure only);
 - old: the first whole sentence, nothing read before the turn is taken, Whisper's
-  30 s window, and a fixed 0.5 s silence ends the turn (COZY_EARLY_REPLY=0
-  COZY_END_OF_TURN=silence COZY_STT_WINDOW=full);
+  30 s window, a fixed 0.5 s silence ends the turn, and the models write and transcribe
+  with every core (COZY_EARLY_REPLY=0 COZY_END_OF_TURN=silence COZY_STT_WINDOW=full
+  COZY_LLM_DECODE_THREADS and COZY_STT_THREADS = cores);
 - early: the reply starts on its first clause, the model reads the prompt's start
   while the user speaks and the rest during the pause (COZY_EARLY_REPLY=1), still
   with the fixed silence;
@@ -54,7 +55,9 @@ QUESTIONS = [
     "what do bees make",
 ]
 MODES = {"stock": {"COZY_STOCK_REPLY": "answer"},
-         "old": {"COZY_EARLY_REPLY": "0", "COZY_END_OF_TURN": "silence", "COZY_STT_WINDOW": "full"},
+         "old": {"COZY_EARLY_REPLY": "0", "COZY_END_OF_TURN": "silence", "COZY_STT_WINDOW": "full",
+                 "COZY_LLM_DECODE_THREADS": str(min(4, os.cpu_count() or 2)),
+                 "COZY_STT_THREADS": str(min(4, os.cpu_count() or 2))},
          "early": {"COZY_EARLY_REPLY": "1", "COZY_END_OF_TURN": "silence"},
          "new": {"COZY_EARLY_REPLY": "1"}}
 STAGES = [
