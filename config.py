@@ -121,10 +121,12 @@ class ModelSettings:
     # meet at a barrier every layer, and one descheduled thread stalls the other. One
     # thread fewer than the cores leaves the voice a core (bench/llm_threads.py).
     llm_decode_threads: int = 1
-    # Whisper too: one thread transcribes a spoken turn as fast as two alone on two cores, and
-    # faster beside the end-of-turn model, which runs at the same moment (bench/stt_window.py).
+    # Whisper tiny.en (English) too: one thread transcribes a spoken turn as fast as two alone on
+    # two cores, and faster beside the end-of-turn model, which runs at the same moment
+    # (bench/stt_window.py). The multilingual model keeps llm_threads (not measured).
     stt_threads: int = 1
-    # "short": Whisper encodes a short clip in an 8 s window, not 30 s (providers/offline/stt.py)
+    # "short": Whisper encodes a short clip in an 8 s window (multilingual: 10 s), not 30 s
+    # (providers/offline/stt.py)
     stt_window: str = "short"
     llm_context_tokens: int = 4096
     # RAM for evaluated prompt prefixes (persona prompt + tools), counted in full.

@@ -40,7 +40,7 @@ def _multilingual_whisper(settings: Settings) -> WhisperSTT:
     for name in ("whisper-base/config.json", "whisper-base/tokenizer.json", "whisper-base/vocabulary.json"):
         resolve(name, settings.models_dir)
     model = resolve("whisper-base", settings.models_dir)
-    stt = WhisperSTT(model.parent, threads=settings.models.stt_threads,
+    stt = WhisperSTT(model.parent, threads=settings.models.llm_threads,  # COZY_STT_THREADS was measured on tiny.en
                      short_window=settings.models.stt_window == "short")
     stt.warmup()
     return stt

@@ -5,10 +5,11 @@ multilingual base model, loaded when first needed.
 
 A spoken turn is a few seconds long, and faster-whisper pads every clip to Whisper's
 30 s window, so the encoder spends most of its time on silence. Clips that fit get an
-8 s window instead (the encoder takes any width up to 30 s): on this 2-core machine
-tiny.en transcribes a spoken turn about 4x faster, with the same word error rate on
-espeak speech (bench/stt_window.py). At 6 s and narrower, the decoder starts repeating
-itself ("Thank you very much. Thank you very much. ...").
+8 s window instead (the encoder takes any width up to 30 s; the multilingual model keeps
+the 10 s it was measured in): on this 2-core machine tiny.en transcribes a spoken turn
+about 4x faster, with the same word error rate on espeak speech (bench/stt_window.py).
+At 6 s and narrower, the decoder starts repeating itself ("Thank you very much. Thank
+you very much. ...").
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ class WhisperSTT:
     name = "offline-whisper"
 
     def __init__(self, model_dir: Path, threads: int = 1, short_window: bool = True,
-                 narrowest_window: int = SHORT_WINDOW_FRAMES):
+                 narrowest_window: int | None = None):
         from faster_whisper import WhisperModel
 
         if not (model_dir / "tokenizer.json").is_file():
@@ -98,7 +99,9 @@ class WhisperSTT:
                                    cpu_threads=threads, local_files_only=True)
         self.multilingual = self._model.model.is_multilingual
         self.short_window = short_window  # False: faster-whisper's own 30 s window, always
-        self.narrowest_window = narrowest_window  # frames; benches compare widths
+        # Frames (benches compare widths); the multilingual model keeps the 10 s it was measured in.
+        self.narrowest_window = narrowest_window or (LOOP_FREE_WINDOW_FRAMES if self.multilingual
+                                                     else SHORT_WINDOW_FRAMES)
         # CTranslate2 releases the GIL but one model object decodes one request at a time.
         self._lock = threading.Lock()
 
