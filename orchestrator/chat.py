@@ -201,11 +201,11 @@ class ChatOrchestrator:
                    gathered: GatheredContext) -> ContextBundle:
         """The budgeted prompt for `request` in `session_id`: its history (or the API client's
         own conversation), what was gathered, the words."""
-        history = (request.conversation if request.conversation is not None
-                   else self.conversations.recent(session_id))
+        history, earlier = ((request.conversation, 0) if request.conversation is not None
+                            else self.conversations.recent_and_earlier(session_id))
         return build_messages(persona, history, request.text, gathered,
                               self.context_budget_tokens - persona.max_reply_tokens,
-                              app_instructions=request.app_instructions)
+                              app_instructions=request.app_instructions, history_earlier=earlier)
 
     # 3. tools: the persona's allowlist as schemas, plus the API client's own tools
     def select_tools(self, turn: PreparedTurn, always: bool = False) -> list[dict[str, Any]]:

@@ -125,9 +125,15 @@ class ConversationStore:
         self.db.write(work)
 
     def recent(self, session_id: str, limit: int = 50) -> list[dict[str, str]]:
-        rows = self.db.read("SELECT role, content FROM messages WHERE session_id = ? "
+        return self.recent_and_earlier(session_id, limit)[0]
+
+    def recent_and_earlier(self, session_id: str, limit: int = 50) -> tuple[list[dict[str, str]], int]:
+        """The last `limit` messages, and how many came before them (a prompt's history
+        moves on at fixed places in the whole conversation: orchestrator/context.py)."""
+        rows = self.db.read("SELECT role, content, count(*) OVER () FROM messages WHERE session_id = ? "
                             "ORDER BY seq DESC LIMIT ?", [session_id, limit])
-        return [{"role": role, "content": content} for role, content in reversed(rows)]
+        earlier = int(rows[0][2]) - len(rows) if rows else 0
+        return [{"role": role, "content": content} for role, content, _ in reversed(rows)], earlier
 
     def messages(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
         self.open_session(user_id, session_id, persona_id="")
