@@ -192,23 +192,30 @@ def test_knowledge_reaches_the_model_and_the_reply(tmp_path, smart_llm):
 
 def test_a_long_conversation_moves_its_history_on_in_steps_a_local_model_keeps(tmp_path, fast_llm):
     """Past 16 messages the prompt's history moves on 8 at a time, not with every turn: each
-    move makes a local model read the whole history again. 40 turns: past the 50 messages
-    a session's history is read from the store with."""
+    move makes a local model read the whole history again. Between moves a turn's prompt
+    starts with the last turn's prompt and reply, word for word (what the user said before
+    the history included). 40 turns: past the 50 messages a session's history is read with."""
     services = make_services(tmp_path, fast_llm)
     orchestrator = services.orchestrator
     session = orchestrator.conversations.create_session("ada", "concise")
     persona = orchestrator.personas.get("concise")
-    firsts, sizes = [], []
+    moves, sizes, previous = [], [], None
     for turn in range(40):
         bundle = orchestrator.prompt_for(persona, TurnRequest(text=f"question {turn}", user_id="ada"),
                                          session, GatheredContext())
-        history = bundle.messages[1 + bundle.examples + (bundle.style is not None):bundle.head]
-        if turn:
-            assert history[-1]["content"] == f"answer {turn - 1}"  # the last exchange is always there
-            firsts.append(history[0]["content"])
-            sizes.append(len(history))
+        head = bundle.messages[:bundle.head]
+        if previous is not None:
+            last_exchange = [{"role": "user", "content": f"question {turn - 1}"},
+                             {"role": "assistant", "content": f"answer {turn - 1}"}]
+            assert head[-2:] == last_exchange
+            if head != previous + last_exchange:
+                moves.append(turn)
+        history = [m for m in head[1 + bundle.examples:] if m["role"] != "system"]
+        sizes.append(len(history))
+        if turn > 12:
+            assert head[-len(history) - 1]["content"].startswith("Earlier in this conversation the user said")
+        previous = head
         orchestrator.conversations.save_turn(session, "ada", "concise", f"question {turn}", f"answer {turn}", {})
-    moves = [i for i in range(1, len(firsts)) if firsts[i] != firsts[i - 1]]
     assert len(moves) >= 6 and all(b - a >= 4 for a, b in zip(moves, moves[1:])), moves
-    assert max(sizes) <= 16 and min(sizes[8:]) >= 8, sizes
+    assert max(sizes) <= 16 and min(sizes[9:]) >= 8, sizes
     services.close()
