@@ -72,7 +72,7 @@ def turn_ends(models: Models, rule: Rule, speech: np.ndarray) -> list[float]:
         kept.append(frame)
         now = (start + len(frame)) / RATE
         events = detector.feed(stream.feed(frame))
-        if check is not None and now >= check[1] and (detector.may_end(check[0]) or not detector.in_pause(check[0])):
+        if check is not None and now >= check[1] and not detector.too_soon(check[0]):
             pause, _, finished = check
             check = None
             if finished and detector.in_pause(pause):

@@ -27,7 +27,7 @@ from config import Settings  # noqa: E402
 from providers import model_files  # noqa: E402
 from providers.base import AudioClip  # noqa: E402
 from providers.offline.end_of_turn import SmartTurn  # noqa: E402
-from providers.offline.stt import SHORT_WINDOW_FRAMES, WhisperSTT  # noqa: E402
+from providers.offline.stt import LOOP_FREE_WINDOW_FRAMES, SHORT_WINDOW_FRAMES, WhisperSTT  # noqa: E402
 from tests.pause_set import PAUSE_SET, QUESTIONS, question_speech, silence, trimmed  # noqa: E402
 from tests.clients.voice_ws import espeak_clip  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
     smart_turn.warmup()
     short = f"{SHORT_WINDOW_FRAMES / 100:g} s window"
     models = {"30 s window, 2 threads": WhisperSTT(folder, threads=2, short_window=False),
-              "10 s window, 2 threads (before)": WhisperSTT(folder, threads=2, narrowest_window=1000),
+              "10 s window, 2 threads (before)": WhisperSTT(folder, threads=2, narrowest_window=LOOP_FREE_WINDOW_FRAMES),
               f"{short}, 2 threads": WhisperSTT(folder, threads=2),
               f"{short}, 1 thread": WhisperSTT(folder, threads=1)}
     texts = [*QUESTIONS, *(u.first for u in PAUSE_SET), *REQUESTS]

@@ -192,9 +192,10 @@ def build_messages(persona: Persona, history: list[dict], user_text: str, contex
     older_user = [m["content"] for m in older if m["role"] == "user" and isinstance(m.get("content"), str)]
     if older_user:
         text = "Earlier in this conversation the user said: " + " / ".join(older_user[-3:])
-        if estimate_tokens(text) <= remaining:
+        cost = estimate_tokens(text)
+        if cost <= remaining:
             earlier = {"role": "system", "content": text}
-            remaining -= estimate_tokens(text)
+            remaining -= cost
             included["older"] = 1
 
     sections: list[str] = []

@@ -52,10 +52,10 @@ def test_the_model_is_asked_with_the_early_transcript_and_heard_after_the_shorte
     # The early transcript first: the check reads its words.
     assert detector.feed(windows(0.128, 0.0)) == [TurnEvent.PAUSE_STARTED, TurnEvent.CHECK_TURN]
     pause = detector.pause_index
-    assert detector.in_pause(pause) and not detector.may_end(pause)
+    assert detector.in_pause(pause) and detector.too_soon(pause)
     detector.feed(windows(0.064, 0.0))
-    assert not detector.may_end(pause)
+    assert detector.too_soon(pause)
     detector.feed(windows(0.032, 0.0))  # 0.224 s of silence
-    assert detector.may_end(pause)
+    assert detector.in_pause(pause) and not detector.too_soon(pause)
     detector.feed(windows(0.064, 0.9))  # they speak again: that verdict is stale
-    assert not detector.may_end(pause)
+    assert not detector.in_pause(pause) and not detector.too_soon(pause)

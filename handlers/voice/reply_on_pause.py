@@ -293,7 +293,7 @@ class CozyReplyOnPause(ReplyOnPause):
         (and have been for the shortest silence that may end a turn)."""
         if self._check is None or not self._check[1].done():
             return []
-        if self._detector.in_pause(self._check[0]) and not self._detector.may_end(self._check[0]):
+        if self._detector.too_soon(self._check[0]):
             return []  # a quick verdict: heard once that silence has passed
         (pause, verdict), self._check = self._check, None
         try:

@@ -6,7 +6,7 @@ fixed, configurable time after the user stops ("silence" mode).
 
 In "smart" mode a short silence only asks whether the turn is over (CHECK_TURN);
 the handler asks the end-of-turn model and calls `end_now()` if it is, once the
-silence has lasted `earliest_end_s` (`may_end`). Otherwise the turn ends at a longer
+silence has lasted `earliest_end_s` (`too_soon`). Otherwise the turn ends at a longer
 fallback silence, so a user who pauses mid-sentence is not cut.
 """
 from __future__ import annotations
@@ -117,9 +117,9 @@ class TurnDetector:
         """Still in the same silence as when a check was asked for."""
         return self.in_turn and self.silence_s > 0 and self.pause_index == pause_index
 
-    def may_end(self, pause_index: int) -> bool:
-        """In that silence, and it is long enough for a "finished" verdict to end the turn."""
-        return self.in_pause(pause_index) and self.silence_s >= self.options.earliest_end_s
+    def too_soon(self, pause_index: int) -> bool:
+        """Still in that silence, and it is too short yet for a "finished" verdict to end the turn."""
+        return self.in_pause(pause_index) and self.silence_s < self.options.earliest_end_s
 
     def end_now(self) -> list[TurnEvent]:
         """The model says the turn is over: end it without waiting for the fallback."""
