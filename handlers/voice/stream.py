@@ -11,6 +11,7 @@ from handlers.voice.reply_on_pause import CozyReplyOnPause
 from handlers.voice.identity import VoiceIdentities
 from handlers.voice.turn import VoiceTurnRunner
 from handlers.voice.webrtc_input import take_audio_frames_on_arrival
+from handlers.voice.webrtc_output import send_audio_frames_as_given
 from personas.cards import PersonaCatalog
 from providers.offline.end_of_turn import EndOfTurnModel
 from providers.offline.vad import SileroVad
@@ -37,6 +38,7 @@ def build_voice_stream(runner: VoiceTurnRunner, vad: SileroVad, voice: VoiceSett
                               else (lambda _: None))
     warm_fastrtc_resampling()
     take_audio_frames_on_arrival()
+    send_audio_frames_as_given()
     handler = CozyReplyOnPause(runner, vad, policy.options_for(default_persona, phone=False),
                                output_sample_rate=voice.output_sample_rate,
                                default_persona=default_persona, identities=identities,

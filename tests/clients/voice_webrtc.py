@@ -34,6 +34,12 @@ class _TimedTrack(MediaStreamTrack):
             self.sent_at.append(time.perf_counter())
         return frame
 
+    def stop(self) -> None:
+        # The player's decoding thread ends only when its own track stops: left running, it
+        # hands frames to the closed event loop and prints a traceback after every call.
+        super().stop()
+        self.source.stop()
+
 
 async def webrtc_turn(base_url: str, speech_16k: np.ndarray, trailing_silence_s: float = 8.0,
                       listen_s: float = 20.0) -> dict:
