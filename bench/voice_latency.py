@@ -21,7 +21,11 @@ arrives after the one before has finished playing). Then it measures the CPU an 
 silent connection costs, against stock FastRTC ReplyOnPause in the same run.
 
     flock /tmp/bench.lock .venv/bin/python bench/voice_latency.py [--turns 5] [--webrtc-turns 3]
-        [--models qwen2.5-1.5b,smollm2-135m] [--modes stock,old,early,new] [--no-idle]
+        [--models qwen2.5-1.5b,smollm2-135m] [--modes stock,old,early,new] [--rounds 1] [--no-idle]
+
+With --rounds N it goes through every model and behaviour N times and pools the turns, so a
+slow spell of the (shared, virtual) machine falls on every behaviour alike; it also prints
+every turn's figure, so a median can be read against the spread.
 """
 from __future__ import annotations
 
@@ -199,6 +203,12 @@ def table(columns: dict[str, list[dict]]) -> None:
         gaps.append(f"{sum(r['gaps'] for r in turns)}/{len(turns)} max "
                     f"{max((r['longest_gap_s'] for r in turns), default=0) * 1000:.0f}")
     print(f"  {'gaps in reply audio / turns, longest (ms)':<46}" + "".join(f"{g:>20}" for g in gaps))
+    print("\n== every turn, end of speech -> audio at the client (ms, in the order held)")
+    for name in names:
+        for key, label in (("client_first_audio_s", "websocket"), ("webrtc_first_audio_s", "WebRTC")):
+            turns = [r[key] for r in columns[name] if r.get(key) is not None]
+            if turns:
+                print(f"  {name:<22} {label:<10} " + " ".join(f"{t * 1000:.0f}" for t in turns))
 
 
 def main() -> None:
@@ -207,33 +217,37 @@ def main() -> None:
     parser.add_argument("--webrtc-turns", type=int, default=3)
     parser.add_argument("--models", default="qwen2.5-1.5b,smollm2-135m")
     parser.add_argument("--modes", default="stock,old,early,new")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="go through every model and behaviour this many times, pooling the turns: "
+                             "a slow spell of the machine then falls on every behaviour alike")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle-connection CPU comparison")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cozy-bench-"))
     idle_ours = None
     columns: dict[str, list[dict]] = {}
-    for model in args.models.split(","):
-        for mode in args.modes.split(","):
-            folder = tmp / f"{model}-{mode}"
-            folder.mkdir(parents=True)
-            env = {**isolated_env(folder), "COZY_LOG_LEVEL": "WARNING", "COZY_LLM": model, **MODES[mode]}
-            if model != "qwen2.5-1.5b":
-                env.pop("COZY_LLM_PATH")
-            if mode == "stock":
-                columns[f"{model}/stock"] = stock_turns(env, args.turns)
-                continue
-            app = start_app(folder, env)
-            try:
-                results = asyncio.run(spoken_turns(app.base_url, args.turns))
-                results += asyncio.run(webrtc_turns(app.base_url, args.webrtc_turns))
-                columns[f"{model}/{mode}"] = results
-                for result in results:
-                    if result.get("reply"):
-                        print(f"  [{model}/{mode}] {result['reply'][:100]!r}")
-                if idle_ours is None and not args.no_idle:
-                    idle_ours = idle_cpu_per_connection(app.base_url, app.process.pid)
-            finally:
-                stop_app(app)
+    rounds = ((r, model, mode) for r in range(args.rounds)
+              for model in args.models.split(",") for mode in args.modes.split(","))
+    for round_index, model, mode in rounds:
+        folder = tmp / f"{model}-{mode}-{round_index + 1}"
+        folder.mkdir(parents=True)
+        env = {**isolated_env(folder), "COZY_LOG_LEVEL": "WARNING", "COZY_LLM": model, **MODES[mode]}
+        if model != "qwen2.5-1.5b":
+            env.pop("COZY_LLM_PATH")
+        if mode == "stock":
+            columns.setdefault(f"{model}/stock", []).extend(stock_turns(env, args.turns))
+            continue
+        app = start_app(folder, env)
+        try:
+            results = asyncio.run(spoken_turns(app.base_url, args.turns))
+            results += asyncio.run(webrtc_turns(app.base_url, args.webrtc_turns))
+            columns.setdefault(f"{model}/{mode}", []).extend(results)
+            for result in results:
+                if result.get("reply"):
+                    print(f"  [{model}/{mode}] {result['reply'][:100]!r}")
+            if idle_ours is None and not args.no_idle:
+                idle_ours = idle_cpu_per_connection(app.base_url, app.process.pid)
+        finally:
+            stop_app(app)
     table(columns)
     if args.no_idle:
         return
