@@ -23,8 +23,9 @@ from orchestrator.turn_record import TurnRecord
 from orchestrator.turns import TurnRequest
 from providers.base import CancelFlag, ChatOptions
 
-# (messages, tools, cancel flag, the turn's options to write the reply ahead with, or None)
-Prefill = Callable[[list[dict[str, Any]], list[dict[str, Any]], CancelFlag, ChatOptions | None], bool]
+# (messages, tools, cancel flag, the turn's options to write the reply ahead with or None,
+# unfinished=True: the last message is the user's words so far: read through them only)
+Prefill = Callable[..., bool]
 
 
 def turn_prompt(orchestrator: ChatOrchestrator, request: TurnRequest) -> tuple[list[dict[str, Any]],

@@ -1,12 +1,14 @@
 """Think while the user speaks: when they start, the local model evaluates the part
-of the next prompt their words do not change (orchestrator/prefill.head_prompt); as
-they go on, the prompt with the words heard so far (a partial transcript every
-second or so); once the pause's early transcript is in, the rest of the reply's
-prompt, while the turn detector is still deciding, and then the reply itself, a token
-at a time, until the turn is taken (providers/offline/llm.py: WriteAhead). Each is a
-prefix of the next, so llama.cpp only reads what is new: on two cores the 1.5B reads
-about 60 prompt tokens a second, and once the user stops only the last few words are
-left to read; the reply then starts with the tokens written meanwhile.
+of the next prompt their words do not change (orchestrator/prefill.head_prompt), up to
+where their message begins; as they go on, the words heard so far (a partial transcript
+every second or so) and nothing after them (what the template puts after a message
+would be read again with each new word); once the pause's early transcript is in, the
+rest of the reply's prompt, while the turn detector is still deciding, and then the
+reply itself, a token at a time, until the turn is taken (providers/offline/llm.py:
+WriteAhead). Each is a prefix of the next, so llama.cpp only reads what is new: on two
+cores the 1.5B reads about 30 prompt tokens a second in such short runs, and once the
+user stops only the last few words and the reply's header are left to read; the reply
+then starts with the tokens written meanwhile.
 
 If the user goes on speaking the evaluation is cancelled: it stops within one chunk
 of tokens (providers/offline/llm.py) and leaves nothing behind but KV cache, which
@@ -113,12 +115,15 @@ class SpeculativePrefill:
         started = time.perf_counter()
         try:
             ahead = None
-            if speculation.head_only:
-                messages, tools = head_prompt(self.orchestrator, speculation.request), []
+            if speculation.head_only:  # the user's message comes next: read up to its first word
+                messages, tools = [*head_prompt(self.orchestrator, speculation.request),
+                                   {"role": "user", "content": ""}], []
             else:
                 messages, tools, options = turn_prompt(self.orchestrator, speculation.request)
                 ahead = None if speculation.partial else options  # the pause's words are the turn's
-            evaluated = speculation.prefill(messages, tools, speculation.cancelled, ahead)
+            # While they speak, only up to their words so far: what follows them changes with the next word.
+            evaluated = speculation.prefill(messages, tools, speculation.cancelled, ahead,
+                                            unfinished=speculation.head_only or speculation.partial)
         except Exception:  # speculation only: the real turn does the work itself
             log.warning("speculative prefill failed", exc_info=True)
             return speculation.finish("failed")
