@@ -184,15 +184,6 @@ AHEAD_TOKENS = 32
 _WORDS_MARK = "\u2063WORDS\u2063"
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    count = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        count += 1
-    return count
-
-
 class _PrefillStopped(Exception):
     """A speculative prefill gave the model back (cancelled, or a real reply wants it)."""
 
@@ -472,12 +463,14 @@ class LlamaChatModel:
         """Evaluate `tokens` on from what the KV cache, or the RAM prompt cache, already holds
         of them (as llama-cpp's own completion does for a prompt), sampling nothing."""
         llm = self._llm
-        kept = _common_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens)
+        common = type(llm).longest_token_prefix
+        kept = common(llm.input_ids[:llm.n_tokens].tolist(), tokens)
         try:  # a prompt kept in RAM may start the same way for longer (after a turn with tools, say)
             cached = llm.cache[tokens] if llm.cache is not None else None
         except KeyError:
             cached = None
-        if cached is not None and (from_cache := _common_prefix(cached.input_ids[:cached.n_tokens].tolist(), tokens)) > kept:
+        from_cache = common(cached.input_ids[:cached.n_tokens].tolist(), tokens) if cached is not None else 0
+        if from_cache > kept:
             llm.load_state(cached)
             kept = from_cache
         if kept < len(tokens):
